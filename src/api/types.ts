@@ -1,0 +1,155 @@
+/**
+ * The DistributedTransaction resource (kubetx.io/v1alpha1) as TypeScript types.
+ *
+ * These mirror crds/kubetx.io_distributedtransactions.yaml; the CRD's schema is
+ * what the API server enforces, these types are what the operator reads and
+ * writes. docs/api-reference.md describes every field for users.
+ */
+
+export const GROUP = 'kubetx.io';
+export const VERSION = 'v1alpha1';
+export const KIND = 'DistributedTransaction';
+export const PLURAL = 'distributedtransactions';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export type Mode = 'TCC' | 'Saga' | 'Message' | 'Notify';
+
+/** A Go-style duration string as written in the spec, e.g. "30s", "1m30s", "250ms". */
+export type DurationString = string;
+
+export interface ServiceRef {
+  name: string;
+  port: number;
+  /** Namespace of the Service; defaults to the transaction's. Other namespaces only if the operator allows it. */
+  namespace?: string;
+}
+
+export interface TlsConfig {
+  secretName: string;
+  serverName?: string;
+}
+
+export interface Endpoint {
+  service?: ServiceRef;
+  /** host:port; refused unless the operator runs with raw addresses allowed. */
+  address?: string;
+  tls?: TlsConfig;
+}
+
+export interface RetryPolicy {
+  /** @default "1s" */
+  initialInterval?: DurationString;
+  /** @default "5m" */
+  maxInterval?: DurationString;
+  /** @default 2 */
+  multiplier?: number;
+  /** 0 = no limit. When reached the transaction goes Failed. @default 0 */
+  maxAttempts?: number;
+}
+
+export interface BranchSpec {
+  name: string;
+  endpoint: Endpoint;
+  operation?: string;
+  payload?: unknown;
+  /** Deadline of one gRPC call. @default "5s" */
+  callTimeout?: DurationString;
+  /** Saga only. */
+  dependsOn?: string[];
+  retry?: RetryPolicy;
+}
+
+export interface MessageSpec {
+  source: { endpoint: Endpoint; operation?: string };
+  checkAfter?: DurationString;
+  decision?: '' | 'Commit' | 'Rollback';
+}
+
+export interface NotifySpec {
+  schedule?: DurationString[];
+  maxAttempts?: number;
+}
+
+export interface TransactionSpec {
+  mode: Mode;
+  /** Forward-phase deadline, from creation. @default "30s" */
+  timeout?: DurationString;
+  payload?: unknown;
+  retry?: RetryPolicy;
+  ttlAfterFinished?: DurationString;
+  branches: BranchSpec[];
+  message?: MessageSpec;
+  notify?: NotifySpec;
+}
+
+export type TccPhase = 'Pending' | 'Trying' | 'Confirming' | 'Committed' | 'Cancelling' | 'Aborted' | 'Failed';
+export type SagaPhase = 'Pending' | 'Executing' | 'Completed' | 'Compensating' | 'Compensated' | 'Failed';
+export type Phase = TccPhase | SagaPhase;
+
+/** What the transaction decided. Persisted before the first call that acts on it (write-ahead). */
+export type Decision = 'Confirm' | 'Cancel';
+
+/**
+ * Per-branch state. TCC: Pending → Trying (a Try failed retryably, will retry)
+ * → Prepared (Try OK) | Refused (Try refused) → Confirmed | Cancelled.
+ * A branch whose Confirm/Cancel failed keeps its state and records lastError
+ * and nextAttemptTime.
+ */
+export type BranchState = 'Pending' | 'Trying' | 'Prepared' | 'Refused' | 'Confirmed' | 'Cancelled';
+
+export interface BranchStatus {
+  name: string;
+  state: BranchState;
+  /** Attempts of the branch's current method (Try before the decision, Confirm/Cancel after it). */
+  attempts: number;
+  lastError?: string;
+  /** RFC 3339. */
+  lastAttemptTime?: string;
+  /** RFC 3339: the earliest time the current method is called again. */
+  nextAttemptTime?: string;
+  /** base64 of what Try returned in `data` (≤ 4 KiB). */
+  result?: string;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface TransactionStatus {
+  phase?: Phase;
+  decision?: Decision;
+  observedGeneration?: number;
+  startTime?: string;
+  decisionTime?: string;
+  completionTime?: string;
+  message?: string;
+  conditions?: Condition[];
+  branches?: BranchStatus[];
+  /** Done/total, for the printer column (e.g. "3/4"). */
+  progress?: string;
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  annotations?: Record<string, string>;
+  labels?: Record<string, string>;
+  deletionTimestamp?: string;
+}
+
+export interface DistributedTransaction {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: ObjectMeta;
+  spec: TransactionSpec;
+  status?: TransactionStatus;
+}
