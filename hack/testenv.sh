@@ -51,6 +51,8 @@ fi
 
 mkdir -p "$bin_dir"
 work=$(mktemp -d "${TMPDIR:-/tmp}/kubetx-testenv.XXXXXX")
+out="$work/out"   # built binaries; apart from the wrapper modules' directories
+mkdir -p "$out"
 trap 'rm -rf "$work"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 
@@ -65,7 +67,7 @@ timed() {
 }
 
 build_kubernetes() {
-  local mod="$work/kubernetes" minor
+  local mod="$work/mod-kubernetes" minor
   minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
   local staging_version="v0.${K8S_VERSION#v1.}"
   mkdir -p "$mod"
@@ -99,14 +101,14 @@ build_kubernetes() {
     -X k8s.io/client-go/pkg/version.gitMinor=$minor"
   for cmd in kube-apiserver kubectl; do
     [ -x "$bin_dir/$cmd" ] && continue
-    (cd "$mod" && timed "$cmd" go build -trimpath -ldflags "$ldflags" -o "$work/$cmd" "k8s.io/kubernetes/cmd/$cmd")
-    mv "$work/$cmd" "$bin_dir/$cmd"
+    (cd "$mod" && timed "$cmd" go build -trimpath -ldflags "$ldflags" -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+    mv "$out/$cmd" "$bin_dir/$cmd"
   done
 }
 
 build_etcd() {
   [ -x "$bin_dir/etcd" ] && return 0
-  local mod="$work/etcd"
+  local mod="$work/mod-etcd"
   mkdir -p "$mod"
   cat > "$mod/go.mod" <<GOMOD
 module kubetx.local/testenv/etcd
@@ -118,8 +120,8 @@ require go.etcd.io/etcd/server/v3 $ETCD_VERSION
 tool go.etcd.io/etcd/server/v3
 GOMOD
   (cd "$mod" && timed "go-mod-tidy(etcd)" go mod tidy)
-  (cd "$mod" && timed etcd go build -trimpath -ldflags "-s -w" -o "$work/etcd" go.etcd.io/etcd/server/v3)
-  mv "$work/etcd" "$bin_dir/etcd"
+  (cd "$mod" && timed etcd go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+  mv "$out/etcd" "$bin_dir/etcd"
 }
 
 build_helm() {

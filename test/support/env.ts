@@ -1,0 +1,42 @@
+/**
+ * What an integration test needs from the shared control plane: a KubeConfig,
+ * typed API clients, and a fresh namespace of its own (namespaces are never
+ * deleted: without kube-controller-manager they would stay Terminating).
+ */
+import { randomBytes } from 'node:crypto';
+import * as k8s from '@kubernetes/client-node';
+import { inject } from 'vitest';
+
+export function kubeconfigPath(): string {
+  return inject('kubeconfig');
+}
+
+export function kubeConfig(): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kubeconfigPath());
+  return kc;
+}
+
+export async function freshNamespace(kc: k8s.KubeConfig, prefix = 'test'): Promise<string> {
+  const name = `${prefix}-${randomBytes(4).toString('hex')}`;
+  await kc.makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name, labels: { 'kubetx.io/test': 'true' } } } });
+  return name;
+}
+
+/** Polls `probe` until it returns a value other than undefined; no fixed sleeps stand in for synchronisation. */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
