@@ -86,7 +86,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     return this.informer.get(name, namespace);
   }
 
-  list(namespace?: string): T[] {
+  list(namespace?: string): readonly T[] {
     return this.informer.list(namespace);
   }
 

@@ -1,0 +1,133 @@
+/**
+ * The operator's command-line flags. Every flag has a default suitable for a
+ * cluster install; the Helm chart exposes them as values. Unknown or
+ * ill-formed flags are an error naming the flag, never ignored.
+ */
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../engine/index.js';
+
+export interface OperatorFlags {
+  kubeconfig?: string;
+  workers: number;
+  namespaces: string[];
+  metricsBindAddress: string;
+  healthProbeBindAddress: string;
+  allowRawAddresses: boolean;
+  allowCrossNamespace: boolean;
+  clusterDomain: string;
+  serviceOverrides: Map<string, string>;
+  defaultTtlMs?: number;
+  defaultCallTimeoutMs: number;
+  logLevel: string;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  leaseMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  resyncMs: number;
+  identity: string;
+}
+
+export const usage = `kubetx operator
+
+  --kubeconfig PATH                 kubeconfig (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)
+  --workers N                       concurrent reconciles (default 16)
+  --namespaces a,b                  watch only these namespaces (default: all)
+  --metrics-bind-address ADDR       Prometheus /metrics (default :8080; "0" disables)
+  --health-probe-bind-address ADDR  /healthz and /readyz (default :8081; "0" disables)
+  --allow-raw-addresses             allow branch endpoint.address (default false)
+  --allow-cross-namespace           allow endpoint.service.namespace other than the transaction's (default false)
+  --cluster-domain SUFFIX           Service DNS suffix (default svc.cluster.local)
+  --service-override NAME.NS=HOST:PORT  reach a Service at another address (repeatable; for running outside the cluster)
+  --default-ttl-after-finished DUR  delete finished transactions after DUR when they set no ttlAfterFinished (default: keep)
+  --default-call-timeout DUR        deadline of one participant call when a branch sets none (default 5s)
+  --log-level LEVEL                 trace|debug|info|warn|error (default info)
+  --leader-elect                    run leader election (default false; the Helm chart turns it on)
+  --leader-election-namespace NS    namespace of the Lease (default: $POD_NAMESPACE or default)
+  --leader-election-id NAME         Lease name (default kubetx-operator)
+  --lease-duration DUR              (default 15s)
+  --renew-deadline DUR              (default 10s)
+  --retry-period DUR                (default 2s)
+  --resync-period DUR               re-list and requeue everything this often (default 5m)
+`;
+
+export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorFlags {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      kubeconfig: { type: 'string' },
+      workers: { type: 'string', default: '16' },
+      namespaces: { type: 'string', default: '' },
+      'metrics-bind-address': { type: 'string', default: ':8080' },
+      'health-probe-bind-address': { type: 'string', default: ':8081' },
+      'allow-raw-addresses': { type: 'boolean', default: false },
+      'allow-cross-namespace': { type: 'boolean', default: false },
+      'cluster-domain': { type: 'string', default: 'svc.cluster.local' },
+      'service-override': { type: 'string', multiple: true, default: [] },
+      'default-ttl-after-finished': { type: 'string' },
+      'default-call-timeout': { type: 'string', default: '5s' },
+      'log-level': { type: 'string', default: 'info' },
+      'leader-elect': { type: 'boolean', default: false },
+      'leader-election-namespace': { type: 'string' },
+      'leader-election-id': { type: 'string', default: 'kubetx-operator' },
+      'lease-duration': { type: 'string', default: '15s' },
+      'renew-deadline': { type: 'string', default: '10s' },
+      'retry-period': { type: 'string', default: '2s' },
+      'resync-period': { type: 'string', default: '5m' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) throw new UsageRequested();
+  const duration = (flag: string, v: string) => {
+    try {
+      return parseDuration(v);
+    } catch (err) {
+      throw new Error(`--${flag}: ${(err as Error).message}`);
+    }
+  };
+  const workers = Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 1024) throw new Error(`--workers: want an integer 1..1024, got "${values.workers}"`);
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(values['log-level'])) {
+    throw new Error(`--log-level: unknown level "${values['log-level']}"`);
+  }
+  const serviceOverrides = new Map<string, string>();
+  for (const o of values['service-override']) {
+    const m = /^([a-z0-9-]+\.[a-z0-9-]+)=(.+:\d+)$/.exec(o);
+    if (!m) throw new Error(`--service-override: want NAME.NAMESPACE=HOST:PORT, got "${o}"`);
+    serviceOverrides.set(m[1]!, m[2]!);
+  }
+  const flags: OperatorFlags = {
+    kubeconfig: values.kubeconfig,
+    workers,
+    namespaces: values.namespaces.split(',').map((s) => s.trim()).filter(Boolean),
+    metricsBindAddress: values['metrics-bind-address'],
+    healthProbeBindAddress: values['health-probe-bind-address'],
+    allowRawAddresses: values['allow-raw-addresses'],
+    allowCrossNamespace: values['allow-cross-namespace'],
+    clusterDomain: values['cluster-domain'],
+    serviceOverrides,
+    defaultTtlMs: values['default-ttl-after-finished'] ? duration('default-ttl-after-finished', values['default-ttl-after-finished']) : undefined,
+    defaultCallTimeoutMs: duration('default-call-timeout', values['default-call-timeout']),
+    logLevel: values['log-level'],
+    leaderElect: values['leader-elect'],
+    leaderElectionNamespace: values['leader-election-namespace'] ?? env.POD_NAMESPACE ?? 'default',
+    leaderElectionId: values['leader-election-id'],
+    leaseMs: duration('lease-duration', values['lease-duration']),
+    renewDeadlineMs: duration('renew-deadline', values['renew-deadline']),
+    retryPeriodMs: duration('retry-period', values['retry-period']),
+    resyncMs: duration('resync-period', values['resync-period']),
+    identity: env.POD_NAME ?? `${env.HOSTNAME ?? 'kubetx'}-${process.pid}`,
+  };
+  if (!(flags.retryPeriodMs < flags.renewDeadlineMs && flags.renewDeadlineMs < flags.leaseMs)) {
+    throw new Error('--retry-period < --renew-deadline < --lease-duration must hold');
+  }
+  return flags;
+}
+
+export class UsageRequested extends Error {
+  constructor() {
+    super('usage requested');
+  }
+}

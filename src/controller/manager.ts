@@ -1,0 +1,158 @@
+/**
+ * Wires the operator together: informer → work queue → bounded workers →
+ * reconciler, plus the HTTP endpoints for probes and metrics.
+ *
+ * Freshness: right after our own status write the informer may still hold the
+ * previous version. Reconciling from it would redo calls (harmless, they are
+ * idempotent, but wasteful) and then lose a 409. So the manager remembers, per
+ * object, the version it wrote and the one it replaced, and prefers its own
+ * copy while the cache still shows the replaced one.
+ */
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { GROUP, PLURAL, VERSION, type DistributedTransaction } from '../api/types.js';
+import { ResilientInformer } from './informer.js';
+import type { OperatorMetrics } from './metrics.js';
+import { WorkQueue } from './queue.js';
+import type { Reconciler } from './reconciler.js';
+import type { StatusStore } from './status-writer.js';
+
+export interface ManagerOptions {
+  kubeConfig: k8s.KubeConfig;
+  reconciler: Reconciler;
+  store: StatusStore;
+  metrics: OperatorMetrics;
+  logger: Logger;
+  /** Concurrent reconciles (each may wait on participant calls). @default 16 */
+  workers: number;
+  /** Watch these namespaces only; empty = all namespaces. */
+  namespaces: string[];
+  resyncMs?: number;
+}
+
+interface Written {
+  replaced: string | undefined;
+  tx: DistributedTransaction;
+}
+
+const keyOf = (ns: string, name: string) => `${ns}/${name}`;
+
+export class Manager {
+  readonly queue: WorkQueue;
+  private readonly informers: ResilientInformer<k8s.KubernetesObject>[] = [];
+  private readonly written = new Map<string, Written>();
+  private workers: Promise<void>[] = [];
+  private running = false;
+
+  constructor(private readonly opts: ManagerOptions) {
+    this.queue = new WorkQueue({ depth: (n) => opts.metrics.queueDepth.set(n), adds: () => opts.metrics.queueAdds.inc() });
+    const api = opts.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
+    for (const ns of scopes) {
+      const path = ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
+      const list = () =>
+        (ns
+          ? api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })
+          : api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>;
+      const enqueue = (o: k8s.KubernetesObject) => this.queue.add(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
+      this.informers.push(
+        new ResilientInformer<k8s.KubernetesObject>({
+          kubeConfig: opts.kubeConfig,
+          path,
+          list,
+          onUpsert: enqueue,
+          onResync: enqueue,
+          onDelete: (o) => this.written.delete(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? '')),
+          logger: opts.logger,
+          resyncMs: opts.resyncMs,
+        }),
+      );
+    }
+  }
+
+  /** Starts watching and reconciling; resolves once the caches are synced. */
+  async start(): Promise<void> {
+    this.running = true;
+    await Promise.all(this.informers.map((i) => i.start()));
+    await Promise.all(this.informers.map((i) => i.waitForSync()));
+    this.workers = Array.from({ length: this.opts.workers }, () => this.work());
+    this.opts.logger.info({ workers: this.opts.workers, namespaces: this.opts.namespaces.length ? this.opts.namespaces : 'all' }, 'controller started');
+  }
+
+  /** Stops taking work and waits for in-flight reconciles (each ends within its calls' deadlines). */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.queue.shutDown();
+    await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all(this.workers);
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        await this.process(key);
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const { metrics, logger } = this.opts;
+    const [namespace, name] = key.split('/') as [string, string];
+    const end = metrics.reconcileSeconds.startTimer();
+    try {
+      const tx = await this.freshest(namespace, name);
+      if (!tx) {
+        this.queue.forget(key);
+        return;
+      }
+      const result = await this.opts.reconciler.reconcile(tx);
+      if (result.kind === 'conflict') {
+        metrics.reconcileTotal.inc({ result: 'conflict' });
+        // Our copy is now known stale: read live next time.
+        this.written.set(key, { replaced: undefined, tx: undefined as unknown as DistributedTransaction });
+        this.queue.add(key);
+        return;
+      }
+      metrics.reconcileTotal.inc({ result: 'success' });
+      this.queue.forget(key);
+      if (result.requeueAfterMs !== undefined && this.running) this.queue.addAfter(key, result.requeueAfterMs);
+    } catch (err) {
+      metrics.reconcileTotal.inc({ result: 'error' });
+      logger.error({ namespace, transaction: name, err: (err as Error).message }, 'reconcile failed, will retry');
+      this.queue.addRateLimited(key);
+    } finally {
+      end();
+    }
+  }
+
+  /** Records an object this operator just wrote (called by the status store wrapper). */
+  noteWritten(before: DistributedTransaction, after: DistributedTransaction): void {
+    this.written.set(keyOf(after.metadata.namespace, after.metadata.name), { replaced: before.metadata.resourceVersion, tx: after });
+  }
+
+  private async freshest(namespace: string, name: string): Promise<DistributedTransaction | undefined> {
+    const key = keyOf(namespace, name);
+    // Custom objects come back as plain JSON: the cache holds DistributedTransactions.
+    const cached = this.informers.map((i) => i.get(name, namespace)).find(Boolean) as DistributedTransaction | undefined;
+    const mine = this.written.get(key);
+    if (!mine) return cached;
+    if (!mine.tx) {
+      // After a conflict: the truth is on the server.
+      this.written.delete(key);
+      return this.opts.store.get(namespace, name);
+    }
+    if (!cached) {
+      // Deleted, or the cache has not caught up with a create: ask the server.
+      this.written.delete(key);
+      return this.opts.store.get(namespace, name);
+    }
+    if (cached.metadata.resourceVersion === mine.replaced) return mine.tx;
+    // The cache has our write or something newer.
+    this.written.delete(key);
+    return cached;
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * Reconciles one DistributedTransaction: drives the pure engine, makes the
+ * participant calls it asks for, and persists status.
+ *
+ * The write-ahead rule lives here: when a step says `persistBeforeCalls` (it
+ * took a decision), the status is written — with a resourceVersion
+ * precondition — before any of that step's calls is made, and the calls are
+ * made only if the write succeeded. Everything else is written once, at the
+ * end of the reconcile: a transaction whose calls all succeed first time costs
+ * two status writes (decision, outcome) whatever its number of branches.
+ *
+ * Returns what the queue should do next; never retries by itself.
+ */
+import type { Logger } from 'pino';
+import { isDeepStrictEqual } from 'node:util';
+import type { DistributedTransaction, TransactionStatus } from '../api/types.js';
+import { parseDuration, setCondition, step } from '../engine/index.js';
+import type { CallOutcome, EventIntent, StepOutput } from '../engine/types.js';
+import { callParticipant, type CallerDeps } from '../participants/caller.js';
+import { EndpointPolicyError, resolveEndpoint } from '../participants/endpoint.js';
+import type { EventSink } from './events.js';
+import type { OperatorMetrics } from './metrics.js';
+import type { StatusStore } from './status-writer.js';
+
+export type ReconcileResult =
+  | { kind: 'done'; requeueAfterMs?: number }
+  /** The status write lost a race: re-read and decide again, now. */
+  | { kind: 'conflict' };
+
+export interface ReconcilerDeps {
+  store: StatusStore;
+  caller: CallerDeps;
+  events: EventSink;
+  metrics: OperatorMetrics;
+  logger: Logger;
+  now: () => number;
+  /** Applied when a transaction sets no ttlAfterFinished; undefined = keep finished transactions. */
+  defaultTtlMs?: number;
+}
+
+const terminalPhases = new Set(['Committed', 'Aborted', 'Failed', 'Completed', 'Compensated', 'Delivered', 'RolledBack', 'Exhausted']);
+/** A guard against an engine bug looping forever inside one reconcile. */
+const maxStepsPerReconcile = 64;
+
+export class Reconciler {
+  constructor(private readonly deps: ReconcilerDeps) {}
+
+  async reconcile(initial: DistributedTransaction): Promise<ReconcileResult> {
+    const { deps } = this;
+    let tx = initial;
+    const log = deps.logger.child({ namespace: tx.metadata.namespace, transaction: tx.metadata.name, uid: tx.metadata.uid });
+    if (tx.metadata.deletionTimestamp) return { kind: 'done' };
+
+    if (terminalPhases.has(tx.status?.phase ?? '')) return this.expireFinished(tx, log);
+
+    const invalid = this.endpointViolation(tx);
+    if (invalid && !tx.status?.decision) return this.refuseInvalid(tx, invalid, log);
+
+    let status: TransactionStatus | undefined = tx.status;
+    let outcomes: CallOutcome[] = [];
+    let out: StepOutput | undefined;
+    for (let i = 0; i < maxStepsPerReconcile; i++) {
+      out = step({ tx, status, outcomes, now: deps.now() });
+      this.emit(tx, out.events, log);
+      status = out.status;
+      if (out.calls.length === 0) break;
+      if (out.persistBeforeCalls) {
+        const written = await this.persist(tx, status, log);
+        if (!written) return { kind: 'conflict' };
+        tx = written;
+      }
+      log.debug({ phase: status.phase, calls: out.calls.map((c) => `${c.branch}.${c.method}#${c.attempt}`) }, 'calling participants');
+      outcomes = await Promise.all(out.calls.map((call) => this.call(tx, call, status!, log)));
+    }
+    if (status && !isDeepStrictEqual(status, tx.status)) {
+      const written = await this.persist(tx, status, log);
+      if (!written) return { kind: 'conflict' };
+      tx = written;
+    }
+    if (terminalPhases.has(tx.status?.phase ?? '')) return this.expireFinished(tx, log);
+    return { kind: 'done', requeueAfterMs: out?.requeueAfterMs };
+  }
+
+  private async call(tx: DistributedTransaction, call: Parameters<typeof callParticipant>[2], status: TransactionStatus, log: Logger) {
+    const o = await callParticipant(this.deps.caller, tx, call);
+    this.deps.metrics.participantCalls.inc({ method: call.method, outcome: o.kind });
+    this.deps.metrics.participantCallSeconds.observe({ method: call.method }, o.durationMs / 1000);
+    if (o.kind !== 'ok') {
+      log.info({ branch: call.branch, method: call.method, attempt: call.attempt, phase: status.phase, outcome: o.kind, error: o.message }, 'participant call failed');
+    }
+    return o;
+  }
+
+  /** Writes status; returns the updated object, or undefined when another writer got there first. */
+  private async persist(tx: DistributedTransaction, status: TransactionStatus, log: Logger): Promise<DistributedTransaction | undefined> {
+    const result = await this.deps.store.writeStatus(tx, status);
+    if (result.kind !== 'ok') {
+      log.debug({ phase: status.phase, result: result.kind }, 'status write not applied');
+      return undefined;
+    }
+    const before = tx.status;
+    if (status.decision && !before?.decision) {
+      this.deps.metrics.decisions.inc({ mode: tx.spec.mode, decision: status.decision });
+      log.info({ phase: status.phase, decision: status.decision }, 'decision persisted');
+    }
+    if (status.phase && status.phase !== before?.phase && terminalPhases.has(status.phase)) {
+      this.deps.metrics.transactionsFinished.inc({ mode: tx.spec.mode, phase: status.phase });
+      if (status.phase === 'Failed') this.deps.metrics.escalations.inc({ reason: 'RetryBudgetExhausted' });
+      log.info({ phase: status.phase, message: status.message }, 'transaction finished');
+    }
+    return result.tx;
+  }
+
+  private emit(tx: DistributedTransaction, events: EventIntent[], log: Logger): void {
+    for (const e of events) {
+      this.deps.events.record(tx, e);
+      if (e.type === 'Warning') log.debug({ reason: e.reason, note: e.message }, 'event');
+    }
+  }
+
+  private endpointViolation(tx: DistributedTransaction): EndpointPolicyError | undefined {
+    const branches = Array.isArray(tx.spec?.branches) ? tx.spec.branches : [];
+    for (const [i, b] of branches.entries()) {
+      try {
+        resolveEndpoint(b.endpoint ?? {}, tx.metadata.namespace, `spec.branches[${i}].endpoint`, this.deps.caller.policy);
+      } catch (err) {
+        if (err instanceof EndpointPolicyError) return err;
+        throw err;
+      }
+    }
+    return undefined;
+  }
+
+  /** A spec the operator will not act on: Failed before any call, with a condition and an Event. */
+  private async refuseInvalid(tx: DistributedTransaction, err: EndpointPolicyError, log: Logger): Promise<ReconcileResult> {
+    const now = this.deps.now();
+    const status: TransactionStatus = {
+      ...tx.status,
+      phase: 'Failed',
+      observedGeneration: tx.metadata.generation,
+      startTime: tx.status?.startTime ?? tx.metadata.creationTimestamp,
+      completionTime: new Date(now).toISOString(),
+      message: `invalid endpoint: ${err.message}`,
+      conditions: setCondition(tx.status?.conditions, { type: 'Succeeded', status: 'False', reason: 'InvalidEndpoint', message: err.message, observedGeneration: tx.metadata.generation }, now),
+    };
+    const written = await this.deps.store.writeStatus(tx, status);
+    if (written.kind === 'conflict') return { kind: 'conflict' };
+    this.deps.metrics.escalations.inc({ reason: 'InvalidEndpoint' });
+    this.deps.events.record(tx, { type: 'Warning', reason: 'InvalidEndpoint', message: err.message });
+    log.warn({ field: err.field, error: err.message }, 'transaction refused: endpoint not allowed');
+    return { kind: 'done' };
+  }
+
+  /** ttlAfterFinished (or the operator's default): delete the finished object when it expires. */
+  private async expireFinished(tx: DistributedTransaction, log: Logger): Promise<ReconcileResult> {
+    let ttlMs = this.deps.defaultTtlMs;
+    if (tx.spec.ttlAfterFinished) {
+      try {
+        ttlMs = parseDuration(tx.spec.ttlAfterFinished);
+      } catch {
+        return { kind: 'done' };
+      }
+    }
+    const finished = Date.parse(tx.status?.completionTime ?? '');
+    if (ttlMs === undefined || Number.isNaN(finished)) return { kind: 'done' };
+    const remaining = finished + ttlMs - this.deps.now();
+    if (remaining > 0) return { kind: 'done', requeueAfterMs: remaining };
+    await this.deps.store.delete(tx);
+    log.info({ phase: tx.status?.phase, ttlMs }, 'deleted finished transaction (ttlAfterFinished)');
+    return { kind: 'done' };
+  }
+}

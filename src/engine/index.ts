@@ -1,0 +1,89 @@
+/**
+ * The engine's entry point: one pure `step` for every mode.
+ *
+ * Only TCC exists so far. Other modes fail visibly (phase Failed, a Warning
+ * event) rather than sit Pending forever with no explanation.
+ */
+import type { TransactionStatus } from '../api/types.js';
+import { setCondition } from './conditions.js';
+import { iso, truncate } from './text.js';
+import { stepTcc } from './tcc.js';
+import type { StepInput, StepOutput } from './types.js';
+
+export type * from './types.js';
+export { stepTcc, isTerminalTccPhase } from './tcc.js';
+export {
+  DEFAULTS,
+  DEFAULT_CALL_TIMEOUT_MS,
+  DEFAULT_TIMEOUT_MS,
+  formatDuration,
+  parseDuration,
+  parseDurationField,
+} from './duration.js';
+export {
+  MIN_DELAY_MS,
+  baseDelayMs,
+  defaultRetryPolicy,
+  effectiveRetryPolicy,
+  jitterFraction,
+  retryDelayMs,
+  type JitterKey,
+  type ResolvedRetryPolicy,
+} from './backoff.js';
+export { getCondition, setCondition, type ConditionInput } from './conditions.js';
+export { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
+export { MAX_TEXT, truncate } from './text.js';
+
+/** How long to wait before stepping again after the engine itself failed (a bug): slow enough not to spin. */
+export const ENGINE_ERROR_REQUEUE_MS = 60_000;
+
+export function step(input: StepInput): StepOutput {
+  try {
+    const mode: unknown = input?.tx?.spec?.mode;
+    if (mode === 'TCC') return stepTcc(input);
+    return unsupportedMode(input, mode);
+  } catch (err) {
+    // Last line of defence: a bug must not crash the controller; the status is left as it was.
+    return {
+      status: input?.status ?? {},
+      calls: [],
+      persistBeforeCalls: false,
+      requeueAfterMs: ENGINE_ERROR_REQUEUE_MS,
+      events: [{ type: 'Warning', reason: 'EngineError', message: truncate(`engine error: ${String(err)}`) }],
+    };
+  }
+}
+
+function unsupportedMode(input: StepInput, mode: unknown): StepOutput {
+  const prev: TransactionStatus = input.status ?? {};
+  if (prev.phase === 'Failed') return { status: prev, calls: [], persistBeforeCalls: false, events: [] };
+  const message =
+    mode === undefined || mode === ''
+      ? 'spec.mode is not set'
+      : truncate(`spec.mode ${JSON.stringify(mode)} is not supported by this operator version (only TCC)`);
+  const generation = input.tx?.metadata?.generation;
+  const status: TransactionStatus = {
+    ...prev,
+    phase: 'Failed',
+    message,
+    conditions: setCondition(
+      prev.conditions,
+      {
+        type: 'Succeeded',
+        status: 'False',
+        reason: 'Failed',
+        message,
+        ...(typeof generation === 'number' ? { observedGeneration: generation } : {}),
+      },
+      input.now,
+    ),
+  };
+  if (!status.startTime) status.startTime = input.tx?.metadata?.creationTimestamp ?? iso(input.now);
+  if (typeof generation === 'number') status.observedGeneration = generation;
+  return {
+    status,
+    calls: [],
+    persistBeforeCalls: false,
+    events: [{ type: 'Warning', reason: 'ModeNotSupported', message }],
+  };
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+/**
+ * The kubetx operator process: parse flags, (optionally) win the leader
+ * election, then watch DistributedTransactions and reconcile them until
+ * SIGTERM. On SIGTERM it stops taking work, lets in-flight reconciles finish
+ * (each is bounded by its calls' deadlines), releases the Lease and exits.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { EventRecorder } from './controller/events.js';
+import { serveHttp } from './controller/http.js';
+import { LeaderElector } from './controller/leader.js';
+import { Manager } from './controller/manager.js';
+import { OperatorMetrics } from './controller/metrics.js';
+import { Reconciler } from './controller/reconciler.js';
+import { ApiStatusStore, type StatusStore } from './controller/status-writer.js';
+import { parseFlags, usage, UsageRequested, type OperatorFlags } from './cmd/flags.js';
+import { parseDuration } from './engine/index.js';
+import { makeLogger } from './log.js';
+import { ChannelPool } from './participants/pool.js';
+import { loadTlsSecret } from './participants/tls-secret.js';
+
+async function main(): Promise<void> {
+  let flags: OperatorFlags;
+  try {
+    flags = parseFlags(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageRequested) {
+      process.stdout.write(usage);
+      process.exit(0);
+    }
+    process.stderr.write(`kubetx: ${(err as Error).message}\n\n${usage}`);
+    process.exit(2);
+  }
+  const logger = makeLogger(flags.logLevel);
+  const kc = new k8s.KubeConfig();
+  if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
+  else kc.loadFromDefault();
+
+  const metrics = new OperatorMetrics();
+  const now = () => Date.now();
+  const apiStore = new ApiStatusStore(kc, (result) => metrics.statusWrites.inc({ result }));
+  let manager: Manager | undefined;
+  // Tell the manager about our own writes so it does not reconcile from a cache that has not seen them yet.
+  const store: StatusStore = {
+    writeStatus: async (tx, status) => {
+      const r = await apiStore.writeStatus(tx, status);
+      if (r.kind === 'ok') manager?.noteWritten(tx, r.tx);
+      return r;
+    },
+    get: (ns, name) => apiStore.get(ns, name),
+    delete: (tx) => apiStore.delete(tx),
+  };
+  const pool = new ChannelPool();
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const reconciler = new Reconciler({
+    store,
+    caller: {
+      pool,
+      policy: {
+        allowCrossNamespace: flags.allowCrossNamespace,
+        allowRawAddresses: flags.allowRawAddresses,
+        clusterDomainSuffix: flags.clusterDomain,
+        serviceOverrides: flags.serviceOverrides,
+      },
+      loadTls: (ns, name) => loadTlsSecret(core, ns, name),
+      now,
+      defaultCallTimeoutMs: flags.defaultCallTimeoutMs,
+      parseDuration,
+    },
+    events: new EventRecorder(kc, logger, flags.identity, now),
+    metrics,
+    logger,
+    now,
+    defaultTtlMs: flags.defaultTtlMs,
+  });
+  manager = new Manager({ kubeConfig: kc, reconciler, store: apiStore, metrics, logger, workers: flags.workers, namespaces: flags.namespaces, resyncMs: flags.resyncMs });
+
+  let ready = false;
+  if (flags.metricsBindAddress !== '0') {
+    const { port } = await serveHttp(flags.metricsBindAddress, { registry: metrics.registry });
+    logger.info({ port }, 'serving /metrics');
+  }
+  if (flags.healthProbeBindAddress !== '0') {
+    const { port } = await serveHttp(flags.healthProbeBindAddress, { ready: () => ready });
+    logger.info({ port }, 'serving /healthz and /readyz');
+  }
+
+  const elector = flags.leaderElect
+    ? new LeaderElector({
+        kubeConfig: kc,
+        namespace: flags.leaderElectionNamespace,
+        name: flags.leaderElectionId,
+        identity: flags.identity,
+        leaseMs: flags.leaseMs,
+        renewDeadlineMs: flags.renewDeadlineMs,
+        retryMs: flags.retryPeriodMs,
+        logger,
+        onLeading: (leading) => {
+          metrics.leader.set(leading ? 1 : 0);
+          // Lost the lease: stop at once; another replica takes over from the persisted status.
+          if (!leading) process.exit(1);
+        },
+      })
+    : undefined;
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 30_000);
+    force.unref();
+    await manager?.stop().catch(() => undefined);
+    await elector?.release();
+    pool.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  if (elector) await elector.acquire();
+  else metrics.leader.set(1);
+  if (stopping) return;
+  await manager.start();
+  ready = true;
+}
+
+main().catch((err) => {
+  process.stderr.write(`kubetx: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,62 @@
+/**
+ * kubetx participant SDK (`kubetx/participant`).
+ *
+ *   import { serveParticipant, SqliteBarrier, Refused } from 'kubetx/participant';
+ *
+ *   const db = new Database('inventory.db');
+ *   await serveParticipant({
+ *     address: '0.0.0.0:50051',
+ *     barrier: new SqliteBarrier(db),
+ *     tcc: {
+ *       try: (ctx) => { ...ctx.tx.prepare(...).run(...); return { data: { reservationId } }; },
+ *       confirm: (ctx) => { ... },
+ *       cancel: (ctx) => { ... },
+ *     },
+ *     handleSignals: true,
+ *   });
+ *
+ * With SqliteBarrier the handlers must be plain (non-async) functions that
+ * write through `ctx.tx`: better-sqlite3 transactions cannot span an await.
+ * Put asynchronous work in `middleware` (it runs outside the barrier).
+ * Errors: throw `Refused` for a business "no" (ABORTED); anything else is
+ * retried by the operator (UNAVAILABLE); data over 4 KiB is INTERNAL.
+ */
+export {
+  serveParticipant,
+  normalizeResponse,
+  type BranchContext,
+  type BranchHandler,
+  type BranchMethod,
+  type CallResult,
+  type CheckPreparedContext,
+  type HandlerResponse,
+  type Middleware,
+  type Participant,
+  type PreparedState,
+  type ReceiverHandlers,
+  type ResponseData,
+  type SagaHandlers,
+  type ServeOptions,
+  type SourceHandlers,
+  type TccHandlers,
+} from './serve.js';
+export { Refused, DataTooLarge, MAX_DATA_BYTES, isRefused, statusOf, type RefusalCode } from './errors.js';
+export {
+  applyBarrierRules,
+  forwardOf,
+  BARRIER_METHODS,
+  type Barrier,
+  type BarrierKey,
+  type BarrierMethod,
+  type BarrierOutcome,
+  type BarrierResponse,
+  type BarrierResult,
+  type BarrierRow,
+  type BarrierStore,
+} from './barrier.js';
+export {
+  SqliteBarrier,
+  DEFAULT_BARRIER_TABLE,
+  DEFAULT_BARRIER_RETENTION_MS,
+  type SqliteBarrierOptions,
+} from './sqlite-barrier.js';
