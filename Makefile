@@ -1,0 +1,37 @@
+# kubetx — the two commands that work on a fresh machine:
+#   make demo   the main job: local control plane + operator + payment participants, running the payment example
+#   make test   everything CI runs
+.PHONY: setup testenv test unit integration demo build proto proto-check typecheck bench clean
+
+setup:
+	bash hack/setup.sh
+
+testenv:
+	bash hack/testenv.sh
+
+test: setup
+	bash hack/test.sh
+
+unit: setup
+	npx vitest run --project unit
+
+integration: setup
+	npx vitest run --project integration
+
+demo: setup
+	npx tsx hack/demo.ts
+
+build:
+	npx tsc -p tsconfig.build.json
+
+proto:
+	npx buf lint && npx buf generate
+
+proto-check:
+	bash hack/check-proto.sh
+
+typecheck:
+	npx tsc -p tsconfig.json --noEmit
+
+clean:
+	rm -rf dist .tmp

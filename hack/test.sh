@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: generated code fresh, types check,
+# unit + property tests, integration tests against a real kube-apiserver.
+# Ends with a plain "N passed, N failed, N skipped" line.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+mkdir -p .tmp
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "proto: lint and staleness check"
+bash hack/check-proto.sh || exit 1
+step "typecheck (tsc --noEmit, strict)"
+npx --no-install tsc -p tsconfig.json --noEmit || exit 1
+step "build (tsc → dist/)"
+npx --no-install tsc -p tsconfig.build.json || exit 1
+step "tests (vitest: unit, then integration against the real control plane)"
+npx --no-install vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json "$@"
+rc=$?
+if [ -f .tmp/vitest.json ]; then
+  node -e '
+    const r = require("./.tmp/vitest.json");
+    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + (r.numTodoTests ?? 0)} skipped`);
+    if (r.numTotalTests === 0) process.exit(1);
+  ' || rc=1
+fi
+leftover=$(pgrep -x kube-apiserver; pgrep -x etcd) || true
+if [ -n "$leftover" ]; then
+  echo "test harness left control-plane processes running: $leftover" >&2
+  rc=1
+fi
+exit $rc
