@@ -31,8 +31,10 @@ export interface ManagerOptions {
 }
 
 interface Written {
-  replaced: string | undefined;
-  tx: DistributedTransaction;
+  /** Every resourceVersion our writes superseded since the cache last caught up (a reconcile may write twice). */
+  replaced: Set<string>;
+  /** Our latest write; undefined after a conflict (read live). */
+  tx: DistributedTransaction | undefined;
 }
 
 const keyOf = (ns: string, name: string) => `${ns}/${name}`;
@@ -113,7 +115,7 @@ export class Manager {
       if (result.kind === 'conflict') {
         metrics.reconcileTotal.inc({ result: 'conflict' });
         // Our copy is now known stale: read live next time.
-        this.written.set(key, { replaced: undefined, tx: undefined as unknown as DistributedTransaction });
+        this.written.set(key, { replaced: new Set(), tx: undefined });
         this.queue.add(key);
         return;
       }
@@ -131,7 +133,10 @@ export class Manager {
 
   /** Records an object this operator just wrote (called by the status store wrapper). */
   noteWritten(before: DistributedTransaction, after: DistributedTransaction): void {
-    this.written.set(keyOf(after.metadata.namespace, after.metadata.name), { replaced: before.metadata.resourceVersion, tx: after });
+    const key = keyOf(after.metadata.namespace, after.metadata.name);
+    const replaced = this.written.get(key)?.replaced ?? new Set<string>();
+    if (before.metadata.resourceVersion) replaced.add(before.metadata.resourceVersion);
+    this.written.set(key, { replaced, tx: after });
   }
 
   private async freshest(namespace: string, name: string): Promise<DistributedTransaction | undefined> {
@@ -150,7 +155,7 @@ export class Manager {
       this.written.delete(key);
       return this.opts.store.get(namespace, name);
     }
-    if (cached.metadata.resourceVersion === mine.replaced) return mine.tx;
+    if (mine.replaced.has(cached.metadata.resourceVersion ?? '')) return mine.tx;
     // The cache has our write or something newer.
     this.written.delete(key);
     return cached;

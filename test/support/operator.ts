@@ -22,6 +22,8 @@ export interface OperatorOptions {
   namespaces?: string[];
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /** Tests reach participants on loopback addresses. @default true */
+  allowRawAddresses?: boolean;
 }
 
 const running = new Set<ChildProcess>();
@@ -35,7 +37,7 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorProc
     '--kubeconfig', opts.kubeconfig,
     '--metrics-bind-address', '127.0.0.1:0',
     '--health-probe-bind-address', '127.0.0.1:0',
-    '--allow-raw-addresses',
+    ...(opts.allowRawAddresses === false ? [] : ['--allow-raw-addresses']),
     ...(opts.namespaces?.length ? ['--namespaces', opts.namespaces.join(',')] : []),
     ...(opts.args ?? []),
   ];

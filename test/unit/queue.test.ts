@@ -1,0 +1,80 @@
+import { describe, expect, it, vi } from 'vitest';
+import { WorkQueue } from '../../src/controller/queue.js';
+
+describe('WorkQueue', () => {
+  it('collapses duplicate adds of a waiting key', async () => {
+    const q = new WorkQueue();
+    q.add('a');
+    q.add('a');
+    q.add('b');
+    expect(q.length).toBe(2);
+    expect(await q.get()).toBe('a');
+    expect(await q.get()).toBe('b');
+  });
+
+  it('never hands out a key that is being processed; an add during processing runs it once more afterwards', async () => {
+    const q = new WorkQueue();
+    q.add('a');
+    const key = await q.get();
+    q.add('a');
+    q.add('a');
+    expect(q.length).toBe(0);
+    expect(q.inFlight).toBe(1);
+    q.done(key!);
+    expect(q.length).toBe(1);
+    expect(await q.get()).toBe('a');
+    q.done('a');
+    expect(q.length).toBe(0);
+  });
+
+  it('addAfter keeps only the earliest timer per key', () => {
+    vi.useFakeTimers();
+    try {
+      const q = new WorkQueue();
+      q.addAfter('a', 1000);
+      q.addAfter('a', 5000);
+      q.addAfter('a', 200);
+      vi.advanceTimersByTime(199);
+      expect(q.length).toBe(0);
+      vi.advanceTimersByTime(1);
+      expect(q.length).toBe(1);
+      vi.advanceTimersByTime(10_000);
+      expect(q.length).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('backs off exponentially per key on failures and forgets after success', () => {
+    vi.useFakeTimers();
+    try {
+      const q = new WorkQueue(undefined, 10, 1000);
+      const delays: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        q.addRateLimited('a');
+        let waited = 0;
+        while (q.length === 0) {
+          vi.advanceTimersByTime(1);
+          waited++;
+        }
+        delays.push(waited);
+        void q.get();
+        q.done('a');
+      }
+      expect(delays).toEqual([10, 20, 40, 80]);
+      q.forget('a');
+      q.addRateLimited('a');
+      vi.advanceTimersByTime(10);
+      expect(q.length).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('wakes waiting workers on shutdown', async () => {
+    const q = new WorkQueue();
+    const waiting = q.get();
+    q.shutDown();
+    expect(await waiting).toBeUndefined();
+  });
+});
