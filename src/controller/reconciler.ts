@@ -38,7 +38,9 @@ export interface ReconcilerDeps {
   defaultTtlMs?: number;
 }
 
-const terminalPhases = new Set(['Committed', 'Aborted', 'Failed', 'Completed', 'Compensated', 'Delivered', 'RolledBack', 'Exhausted']);
+/** Phases nothing can change any more. Failed is not among them: a human's kubetx.io/retry resumes it, through the engine. */
+const finalPhases = new Set(['Committed', 'Aborted', 'Completed', 'Compensated', 'Delivered', 'RolledBack', 'Exhausted']);
+const terminalPhases = new Set([...finalPhases, 'Failed']);
 /** A guard against an engine bug looping forever inside one reconcile. */
 const maxStepsPerReconcile = 64;
 
@@ -51,10 +53,12 @@ export class Reconciler {
     const log = deps.logger.child({ namespace: tx.metadata.namespace, transaction: tx.metadata.name, uid: tx.metadata.uid });
     if (tx.metadata.deletionTimestamp) return { kind: 'done' };
 
-    if (terminalPhases.has(tx.status?.phase ?? '')) return this.expireFinished(tx, log);
+    if (finalPhases.has(tx.status?.phase ?? '')) return this.expireFinished(tx, log);
 
     const invalid = this.endpointViolation(tx);
-    if (invalid && !tx.status?.decision) return this.refuseInvalid(tx, invalid, log);
+    if (invalid && !tx.status?.decision) {
+      return tx.status?.phase === 'Failed' ? { kind: 'done' } : this.refuseInvalid(tx, invalid, log);
+    }
 
     let status: TransactionStatus | undefined = tx.status;
     let outcomes: CallOutcome[] = [];
@@ -77,7 +81,7 @@ export class Reconciler {
       if (!written) return { kind: 'conflict' };
       tx = written;
     }
-    if (terminalPhases.has(tx.status?.phase ?? '')) return this.expireFinished(tx, log);
+    if (finalPhases.has(tx.status?.phase ?? '')) return this.expireFinished(tx, log);
     return { kind: 'done', requeueAfterMs: out?.requeueAfterMs };
   }
 
