@@ -1,7 +1,7 @@
 /**
  * Kubernetes Events (events.k8s.io/v1) for transactions, aggregated: a repeat
  * of the same reason on the same object within `seriesWindowMs` updates the
- * existing Event's series (count, last time, latest note) instead of creating
+ * existing Event's series (count, last time) instead of creating
  * a new object, so a participant failing a thousand times makes one Event.
  * Events are best effort: a failure to record one is logged, never retried.
  */
@@ -52,7 +52,8 @@ export class EventRecorder implements EventSink {
         {
           name: existing.name,
           namespace: tx.metadata.namespace,
-          body: { note, series: { count: existing.count, lastObservedTime: microTime(now) } },
+          // Only the series may change: events.k8s.io/v1 refuses edits of note, reason, type, ...
+          body: { series: { count: existing.count, lastObservedTime: microTime(now) } },
         },
         k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
       );
