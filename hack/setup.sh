@@ -22,6 +22,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+log "PostgreSQL server binaries (SDK store tests run against a real server)"
+bash hack/postgres.sh
+
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
   log "Node.js >= 20 is required (found $(node --version 2>/dev/null || echo none)); Debian: apt-get install -y nodejs npm"; exit 1

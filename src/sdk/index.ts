@@ -18,6 +18,8 @@
  * With SqliteBarrier the handlers must be plain (non-async) functions that
  * write through `ctx.tx`: better-sqlite3 transactions cannot span an await.
  * Put asynchronous work in `middleware` (it runs outside the barrier).
+ * With PgBarrier (PostgreSQL, `pg`) handlers may be async and get the
+ * transaction's `PoolClient` as `ctx.tx`: `new PgBarrier(new pg.Pool(...))`.
  * Errors: throw `Refused` for a business "no" (ABORTED); anything else is
  * retried by the operator (UNAVAILABLE); data over 4 KiB is INTERNAL.
  */
@@ -43,8 +45,10 @@ export {
 export { Refused, DataTooLarge, MAX_DATA_BYTES, isRefused, statusOf, type RefusalCode } from './errors.js';
 export {
   applyBarrierRules,
+  applyBarrierRulesAsync,
   forwardOf,
   BARRIER_METHODS,
+  type AsyncBarrierStore,
   type Barrier,
   type BarrierKey,
   type BarrierMethod,
@@ -60,3 +64,4 @@ export {
   DEFAULT_BARRIER_RETENTION_MS,
   type SqliteBarrierOptions,
 } from './sqlite-barrier.js';
+export { PgBarrier, type PgBarrierOptions } from './pg-barrier.js';

@@ -17,6 +17,8 @@
 import type Database from 'better-sqlite3';
 import {
   applyBarrierRules,
+  DEFAULT_BARRIER_RETENTION_MS,
+  DEFAULT_BARRIER_TABLE,
   type Barrier,
   type BarrierKey,
   type BarrierMethod,
@@ -25,9 +27,7 @@ import {
   type BarrierRow,
 } from './barrier.js';
 
-export const DEFAULT_BARRIER_TABLE = 'kubetx_barrier';
-/** Default age for `cleanup`: 7 days. */
-export const DEFAULT_BARRIER_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+export { DEFAULT_BARRIER_TABLE, DEFAULT_BARRIER_RETENTION_MS } from './barrier.js';
 
 export interface SqliteBarrierOptions {
   /** @default "kubetx_barrier" */
