@@ -10,6 +10,9 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // Property tests run hundreds of cases; on a loaded 2-core machine
+          // the default 5 s is too tight, and a timeout proves nothing.
+          testTimeout: 60_000,
         },
       },
       {
