@@ -59,7 +59,7 @@ async function main(): Promise<void> {
       policy: {
         allowCrossNamespace: flags.allowCrossNamespace,
         allowRawAddresses: flags.allowRawAddresses,
-        clusterDomainSuffix: flags.clusterDomain,
+        clusterDomainSuffix: `svc.${flags.clusterDomain}`,
         serviceOverrides: flags.serviceOverrides,
       },
       loadTls: (ns, name) => loadTlsSecret(core, ns, name),
@@ -75,6 +75,8 @@ async function main(): Promise<void> {
   });
   manager = new Manager({ kubeConfig: kc, reconciler, store: apiStore, metrics, logger, workers: flags.workers, namespaces: flags.namespaces, resyncMs: flags.resyncMs });
 
+  // Ready = able to do its job: a standby waiting for the lease is ready (as in
+  // controller-runtime), else rolling updates and PodDisruptionBudgets stall on it.
   let ready = false;
   if (flags.metricsBindAddress !== '0') {
     const { port } = await serveHttp(flags.metricsBindAddress, { registry: metrics.registry });
@@ -118,8 +120,11 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
-  if (elector) await elector.acquire();
-  else metrics.leader.set(1);
+  if (elector) {
+    ready = true;
+    await elector.acquire();
+    ready = false;
+  } else metrics.leader.set(1);
   if (stopping) return;
   await manager.start();
   ready = true;

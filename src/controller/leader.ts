@@ -45,6 +45,11 @@ export class LeaderElector {
     while (!this.stopped) {
       if (await this.tryAcquireOrRenew().catch((err) => (logger.warn({ err: errorText(err) }, 'lease update failed'), false))) {
         this.leading = true;
+        if (this.stopped) {
+          // SIGTERM arrived while this acquisition was in flight: give it back at once.
+          await this.releaseLease();
+          return;
+        }
         this.lastRenew = Date.now();
         this.opts.onLeading(true);
         logger.info({ identity: this.opts.identity }, 'became leader');
@@ -59,6 +64,10 @@ export class LeaderElector {
   async release(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    await this.releaseLease();
+  }
+
+  private async releaseLease(): Promise<void> {
     if (!this.leading) return;
     this.leading = false;
     try {

@@ -73,7 +73,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       ...(opts.fsync ? [] : ['--unsafe-no-fsync']),
     ], join(dir, 'etcd.log'));
     children.push(etcd);
-    startReaper(dir, () => children.map((c) => c.pid).filter((p): p is number => p !== undefined));
+    const reaperTimer = startReaper(dir, () => children.map((c) => c.pid).filter((p): p is number => p !== undefined));
     await waitFor(`etcd on ${etcdUrl}`, etcd, () => httpOk(`${etcdUrl}/health`));
     log(`etcd ready on ${etcdUrl}`);
 
@@ -125,6 +125,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       async stop() {
         if (stopped) return;
         stopped = true;
+        clearInterval(reaperTimer);
         await terminate(api);
         await terminate(etcd);
         process.off('exit', killAll);
@@ -217,7 +218,7 @@ function spawnLogged(bin: string, args: string[], logFile: string): ChildProcess
  * children listed in a file. Covers the one case no handler can: SIGKILL of the
  * test runner.
  */
-function startReaper(dir: string, pids: () => number[]): void {
+function startReaper(dir: string, pids: () => number[]): NodeJS.Timeout {
   const pidFile = join(dir, 'children.pids');
   const update = () => writeFileSync(pidFile, pids().join(' '));
   update();
@@ -229,6 +230,7 @@ function startReaper(dir: string, pids: () => number[]): void {
   // Children started later (an API server restart) must be listed too.
   const timer = setInterval(update, 1000);
   timer.unref();
+  return timer;
 }
 
 async function terminate(child: ChildProcess): Promise<void> {

@@ -1,0 +1,113 @@
+{{/* Name of the chart, overridable. */}}
+{{- define "kubetx.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Fully qualified app name: the release name, unless it already contains the chart name. */}}
+{{- define "kubetx.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubetx.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "kubetx.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kubetx.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "kubetx.labels" -}}
+helm.sh/chart: {{ include "kubetx.chart" . }}
+{{ include "kubetx.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kubetx
+{{- end -}}
+
+{{- define "kubetx.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "kubetx.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubetx.leaseName" -}}
+{{- default (printf "%s-leader" (include "kubetx.fullname" .)) .Values.leaderElection.leaseName | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "kubetx.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The operator's permissions on transactions, Events and (optionally) Secrets,
+derived from what src/ calls; test/support/rbac.ts holds the same list and the
+tests fail if the two disagree.
+  distributedtransactions        get list watch  informer (list+watch), live read after a 409 (get)
+                                 delete          ttlAfterFinished clean-up
+  distributedtransactions/status update          the only write: PUT of the status subresource with a resourceVersion precondition
+  events.k8s.io events           create patch    events.k8s.io/v1 Events, repeats patched into a series
+  secrets                        get             client TLS material of endpoint.tls (tls.readSecrets)
+*/}}
+{{- define "kubetx.operatorRules" -}}
+- apiGroups: ["kubetx.io"]
+  resources: ["distributedtransactions"]
+  verbs: ["get", "list", "watch", "delete"]
+- apiGroups: ["kubetx.io"]
+  resources: ["distributedtransactions/status"]
+  verbs: ["update"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if .Values.tls.readSecrets }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
+{{- end -}}
+
+{{/* A Go duration ("1m30s", "500ms") in milliseconds, as a float. */}}
+{{- define "kubetx.durationMs" -}}
+{{- $units := dict "ns" 0.000001 "us" 0.001 "ms" 1.0 "s" 1000.0 "m" 60000.0 "h" 3600000.0 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9.]+(ns|us|ms|s|m|h)" (toString .) -1 -}}
+{{- $number := regexFind "^[0-9.]+" . | float64 -}}
+{{- $unit := regexReplaceAll "^[0-9.]+" . "" -}}
+{{- $total = addf $total (mulf $number (get $units $unit)) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+
+{{/* Checks the schema cannot express; fails the render with a message naming the values. */}}
+{{- define "kubetx.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail (printf "replicaCount: %d replicas need leaderElection.enabled=true (two operators reconciling at once would repeat participant calls)" (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- if .Values.leaderElection.enabled -}}
+{{- $lease := include "kubetx.durationMs" .Values.leaderElection.leaseDuration | float64 -}}
+{{- $renew := include "kubetx.durationMs" .Values.leaderElection.renewDeadline | float64 -}}
+{{- $retry := include "kubetx.durationMs" .Values.leaderElection.retryPeriod | float64 -}}
+{{- if not (and (lt $retry $renew) (lt $renew $lease)) -}}
+{{- fail (printf "leaderElection: retryPeriod (%s) < renewDeadline (%s) < leaseDuration (%s) must hold" .Values.leaderElection.retryPeriod .Values.leaderElection.renewDeadline .Values.leaderElection.leaseDuration) -}}
+{{- end -}}
+{{- end -}}
+{{- if hasPrefix "svc." .Values.clusterDomain -}}
+{{- fail (printf "clusterDomain: %q looks like a Service suffix; give the cluster domain itself (e.g. cluster.local), the chart adds \"svc.\"" .Values.clusterDomain) -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,168 @@
+/**
+ * The Helm chart in tests: helm and kubectl from the testenv build, rendering
+ * charts/kubetx with given values, applying manifests server-side, and a
+ * kubeconfig that authenticates as a ServiceAccount (TokenRequest API).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { repoRoot, testenvBinDir, testenvKubectl } from './testenv-paths.js';
+
+export const chartDir = join(repoRoot, 'charts/kubetx');
+
+/** The server version the chart is rendered for (the test control plane's). */
+export const kubeVersion = 'v1.37.2';
+
+export interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let helmHome: string | undefined;
+
+/** Runs the testenv helm with its cache/config/data in a private temporary directory. */
+export function helm(args: string[], input?: string): Run {
+  helmHome ??= mkdtempSync(join(tmpdir(), 'kubetx-helm-'));
+  const r = spawnSync(join(testenvBinDir(), 'helm'), args, {
+    input,
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      HELM_CACHE_HOME: join(helmHome, 'cache'),
+      HELM_CONFIG_HOME: join(helmHome, 'config'),
+      HELM_DATA_HOME: join(helmHome, 'data'),
+    },
+  });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function kubectl(kubeconfig: string, args: string[], input?: string): Run {
+  const r = spawnSync(testenvKubectl(), ['--kubeconfig', kubeconfig, ...args], { input, encoding: 'utf8' });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+export interface Rendered {
+  yaml: string;
+  objects: K8sObject[];
+  /** The one object of this kind (and name, when given); throws when absent. */
+  one<T = K8sObject>(kind: string, name?: string): T & K8sObject;
+  all<T = K8sObject>(kind: string): Array<T & K8sObject>;
+}
+
+export interface RenderOptions {
+  release: string;
+  namespace: string;
+  values?: Record<string, unknown>;
+}
+
+/** `helm template` (no CRDs); values go in as JSON on stdin. Returns the run for failures. */
+export function templateChart(opts: RenderOptions): Run {
+  return helm(
+    ['template', opts.release, chartDir, '--namespace', opts.namespace, '--kube-version', kubeVersion, '--values', '-'],
+    JSON.stringify(opts.values ?? {}),
+  );
+}
+
+export function renderChart(opts: RenderOptions): Rendered {
+  const r = templateChart(opts);
+  if (r.status !== 0) throw new Error(`helm template failed (${r.status}): ${r.stderr}`);
+  const objects = parseAllDocuments(r.stdout)
+    .map((d) => {
+      if (d.errors.length) throw new Error(`rendered YAML: ${d.errors.map((e) => e.message).join('; ')}`);
+      return d.toJS() as K8sObject | null;
+    })
+    .filter((o): o is K8sObject => o !== null);
+  const all = <T>(kind: string) => objects.filter((o) => o.kind === kind) as Array<T & K8sObject>;
+  return {
+    yaml: r.stdout,
+    objects,
+    all,
+    one: <T>(kind: string, name?: string) => {
+      const found = all<T>(kind).filter((o) => name === undefined || o.metadata.name === name);
+      if (found.length !== 1) throw new Error(`want one ${kind}${name ? ` ${name}` : ''}, rendered ${found.length}`);
+      return found[0]!;
+    },
+  };
+}
+
+/** The operator container of the rendered Deployment. */
+export function operatorContainer(r: Rendered): k8s.V1Container {
+  const d = r.one<{ spec: k8s.V1DeploymentSpec }>('Deployment');
+  const c = d.spec.template.spec?.containers.find((x) => x.name === 'operator');
+  if (!c) throw new Error('the Deployment has no container named operator');
+  return c;
+}
+
+/**
+ * The rendered operator arguments, to run src/main.ts with exactly what the
+ * chart would pass — minus the bind addresses (tests bind to free loopback ports).
+ */
+export function operatorArgs(r: Rendered): string[] {
+  return (operatorContainer(r).args ?? []).filter((a) => !/^--(metrics-bind-address|health-probe-bind-address)(=|$)/.test(a));
+}
+
+/** kubectl apply --server-side of a manifest stream; throws with kubectl's stderr on failure. */
+export function applyServerSide(kubeconfig: string, yaml: string): Run {
+  const r = kubectl(kubeconfig, ['apply', '--server-side', '--field-manager=kubetx-chart-test', '-f', '-'], yaml);
+  if (r.status !== 0) throw new Error(`kubectl apply --server-side failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
+  return r;
+}
+
+/**
+ * A kubeconfig file that authenticates as a ServiceAccount with a bound token
+ * from the TokenRequest API; server and CA are the admin kubeconfig's.
+ */
+export async function serviceAccountKubeconfig(admin: k8s.KubeConfig, namespace: string, serviceAccount: string): Promise<{ path: string; token: string }> {
+  const res = await admin.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({
+    name: serviceAccount,
+    namespace,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const token = res.status?.token;
+  if (!token) throw new Error(`TokenRequest for ${namespace}/${serviceAccount} returned no token`);
+  const cluster = admin.getCurrentCluster();
+  if (!cluster) throw new Error('admin kubeconfig has no current cluster');
+  const ca = cluster.caData ?? (cluster.caFile ? readFileSync(cluster.caFile).toString('base64') : undefined);
+  const dir = mkdtempSync(join(tmpdir(), 'kubetx-sa-'));
+  const path = join(dir, 'kubeconfig');
+  const user = `system:serviceaccount:${namespace}:${serviceAccount}`;
+  writeFileSync(
+    path,
+    `apiVersion: v1
+kind: Config
+clusters:
+- name: target
+  cluster:
+    server: ${cluster.server}
+${ca ? `    certificate-authority-data: ${ca}\n` : ''}users:
+- name: "${user}"
+  user:
+    token: ${token}
+contexts:
+- name: sa
+  context: {cluster: target, user: "${user}"}
+current-context: sa
+`,
+    { mode: 0o600 },
+  );
+  return { path, token };
+}
+
+export function loadKubeconfig(path: string): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(path);
+  return kc;
+}
