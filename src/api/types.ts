@@ -84,10 +84,19 @@ export interface TransactionSpec {
 
 export type TccPhase = 'Pending' | 'Trying' | 'Confirming' | 'Committed' | 'Cancelling' | 'Aborted' | 'Failed';
 export type SagaPhase = 'Pending' | 'Executing' | 'Completed' | 'Compensating' | 'Compensated' | 'Failed';
-export type Phase = TccPhase | SagaPhase;
+/** Message: Prepared → (check-back) → Delivering → Delivered, or → RolledBack; Failed. */
+export type MessagePhase = 'Prepared' | 'Delivering' | 'Delivered' | 'RolledBack' | 'Failed';
+/** Notify: Notifying → Delivered, or Exhausted (a branch reached notify.maxAttempts); Failed (invalid spec). */
+export type NotifyPhase = 'Notifying' | 'Delivered' | 'Exhausted' | 'Failed';
+export type Phase = TccPhase | SagaPhase | MessagePhase | NotifyPhase;
 
-/** What the transaction decided. Persisted before the first call that acts on it (write-ahead). */
-export type Decision = 'Confirm' | 'Cancel';
+/**
+ * What the transaction decided. Persisted before the first call that acts on it (write-ahead).
+ * Saga: Compensate (a Saga that succeeds decides nothing: it has no second phase).
+ */
+export type Decision = 'Confirm' | 'Cancel' | 'Compensate' | MessageDecision;
+/** Message mode's decision: Deliver (the upstream committed) or Rollback (it did not). */
+export type MessageDecision = 'Deliver' | 'Rollback';
 
 /**
  * Per-branch state. TCC: Pending → Trying (a Try failed retryably, will retry)
@@ -95,19 +104,40 @@ export type Decision = 'Confirm' | 'Cancel';
  * A branch whose Confirm/Cancel failed keeps its state and records lastError
  * and nextAttemptTime.
  */
-export type BranchState = 'Pending' | 'Trying' | 'Prepared' | 'Refused' | 'Confirmed' | 'Cancelled';
+export type BranchState =
+  | 'Pending'
+  | 'Trying'
+  | 'Prepared'
+  | 'Refused'
+  | 'Confirmed'
+  | 'Cancelled'
+  | SagaBranchState
+  | MessageBranchState;
+/**
+ * Saga branches: Pending (Execute never called) → Executing (called, no OK yet:
+ * it may have happened) → Executed (OK) | Refused (refused: did nothing) →
+ * Compensated. Pending and Refused branches need no compensation and keep
+ * their state after the decision to compensate.
+ */
+export type SagaBranchState = 'Executing' | 'Executed' | 'Compensated';
+/**
+ * Message and Notify branches: Pending → Delivering (a Deliver was sent, not
+ * yet answered OK) → Delivered; Notify only: → Exhausted (notify.maxAttempts
+ * reached without an OK).
+ */
+export type MessageBranchState = 'Delivering' | 'Delivered' | 'Exhausted';
 
 export interface BranchStatus {
   name: string;
   state: BranchState;
-  /** Attempts of the branch's current method (Try before the decision, Confirm/Cancel after it). */
+  /** Attempts of the branch's current method (Try/Execute before the decision, Confirm/Cancel/Compensate after it). */
   attempts: number;
   lastError?: string;
   /** RFC 3339. */
   lastAttemptTime?: string;
   /** RFC 3339: the earliest time the current method is called again. */
   nextAttemptTime?: string;
-  /** base64 of what Try returned in `data` (≤ 4 KiB). */
+  /** base64 of what Try/Execute returned in `data` (≤ 4 KiB). */
   result?: string;
 }
 
@@ -132,6 +162,26 @@ export interface TransactionStatus {
   branches?: BranchStatus[];
   /** Done/total, for the printer column (e.g. "3/4"). */
   progress?: string;
+  /** The kubetx.io/retry annotation value last acted on (at most 1024 characters). */
+  retryAcknowledged?: string;
+  /** The kubetx.io/abort annotation value last acted on (at most 1024 characters). */
+  abortAcknowledged?: string;
+  /** Message mode: the check-back of spec.message.source (CheckPrepared), once one was made. */
+  check?: MessageCheckStatus;
+}
+
+/** What the operator asked the message source and when; a fixed set of fields however many checks run. */
+export interface MessageCheckStatus {
+  /** CheckPrepared calls made so far. */
+  attempts: number;
+  /** The last answer received: COMMITTED, ROLLED_BACK or UNKNOWN (absent while no call has answered). */
+  lastAnswer?: 'COMMITTED' | 'ROLLED_BACK' | 'UNKNOWN';
+  /** The last failed call (bounded). */
+  lastError?: string;
+  /** RFC 3339. */
+  lastAttemptTime?: string;
+  /** RFC 3339: the earliest time the source is asked again. */
+  nextAttemptTime?: string;
 }
 
 export interface ObjectMeta {

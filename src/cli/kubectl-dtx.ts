@@ -12,9 +12,7 @@
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type DistributedTransaction } from '../api/types.js';
-
-export const RETRY_ANNOTATION = 'kubetx.io/retry';
-export const ABORT_ANNOTATION = 'kubetx.io/abort';
+import { ABORT_ANNOTATION, RETRY_ANNOTATION } from '../engine/intervention.js';
 
 const usage = `usage:
   kubectl dtx show NAME [-n NAMESPACE]

@@ -15,8 +15,9 @@ import type { Logger } from 'pino';
 import { isDeepStrictEqual } from 'node:util';
 import type { DistributedTransaction, TransactionStatus } from '../api/types.js';
 import { parseDuration, setCondition, step } from '../engine/index.js';
+import { ABORT_ANNOTATION, RETRY_ANNOTATION, ackValue } from '../engine/intervention.js';
 import type { CallOutcome, EventIntent, StepOutput } from '../engine/types.js';
-import { callParticipant, type CallerDeps } from '../participants/caller.js';
+import { callParticipant, MESSAGE_SOURCE_FIELD, type CallerDeps } from '../participants/caller.js';
 import { EndpointPolicyError, resolveEndpoint } from '../participants/endpoint.js';
 import type { EventSink } from './events.js';
 import type { OperatorMetrics } from './metrics.js';
@@ -53,12 +54,14 @@ export class Reconciler {
     const log = deps.logger.child({ namespace: tx.metadata.namespace, transaction: tx.metadata.name, uid: tx.metadata.uid });
     if (tx.metadata.deletionTimestamp) return { kind: 'done' };
 
-    if (finalPhases.has(tx.status?.phase ?? '')) return this.expireFinished(tx, log);
+    // A finished transaction goes back through the engine only to answer a
+    // human's new retry/abort request (refused, with an Event saying why).
+    const pendingRequest = hasPendingRequest(tx);
+    if (finalPhases.has(tx.status?.phase ?? '') && !pendingRequest) return this.expireFinished(tx, log);
 
     const invalid = this.endpointViolation(tx);
-    if (invalid && !tx.status?.decision) {
-      return tx.status?.phase === 'Failed' ? { kind: 'done' } : this.refuseInvalid(tx, invalid, log);
-    }
+    if (invalid && !tx.status?.decision && tx.status?.phase !== 'Failed') return this.refuseInvalid(tx, invalid, log);
+    if (invalid && !tx.status?.decision && !pendingRequest) return { kind: 'done' };
 
     let status: TransactionStatus | undefined = tx.status;
     let outcomes: CallOutcome[] = [];
@@ -132,6 +135,15 @@ export class Reconciler {
         throw err;
       }
     }
+    const source = tx.spec?.mode === 'Message' ? tx.spec.message?.source?.endpoint : undefined;
+    if (source) {
+      try {
+        resolveEndpoint(source, tx.metadata.namespace, MESSAGE_SOURCE_FIELD, this.deps.caller.policy);
+      } catch (err) {
+        if (err instanceof EndpointPolicyError) return err;
+        throw err;
+      }
+    }
     return undefined;
   }
 
@@ -173,4 +185,11 @@ export class Reconciler {
     log.info({ phase: tx.status?.phase, ttlMs }, 'deleted finished transaction (ttlAfterFinished)');
     return { kind: 'done' };
   }
+}
+
+/** A retry/abort annotation whose value the status has not acknowledged yet. */
+function hasPendingRequest(tx: DistributedTransaction): boolean {
+  const a = tx.metadata.annotations ?? {};
+  const pending = (value: string | undefined, ack: string | undefined) => !!value && ackValue(value) !== ack;
+  return pending(a[RETRY_ANNOTATION], tx.status?.retryAcknowledged) || pending(a[ABORT_ANNOTATION], tx.status?.abortAcknowledged);
 }

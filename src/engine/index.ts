@@ -1,17 +1,51 @@
 /**
  * The engine's entry point: one pure `step` for every mode.
  *
- * Only TCC exists so far. Other modes fail visibly (phase Failed, a Warning
- * event) rather than sit Pending forever with no explanation.
+ * Dispatches on spec.mode. An unknown mode fails visibly (phase Failed, a
+ * Warning event) rather than sit Pending forever with no explanation.
  */
 import type { TransactionStatus } from '../api/types.js';
 import { setCondition } from './conditions.js';
 import { iso, truncate } from './text.js';
 import { stepTcc } from './tcc.js';
+import { stepSaga } from './saga.js';
+import { stepMessage } from './message.js';
+import { stepNotify } from './notify.js';
 import type { StepInput, StepOutput } from './types.js';
 
 export type * from './types.js';
 export { stepTcc, isTerminalTccPhase } from './tcc.js';
+export { stepSaga, isTerminalSagaPhase, mayHaveExecuted } from './saga.js';
+export {
+  buildDag,
+  descendants,
+  readySet,
+  reverseReadySet,
+  reverseTopologicalOrder,
+  topologicalOrder,
+  type Dag,
+  type DagCheck,
+  type DagNodeSpec,
+} from './dag.js';
+export { ABORT_ANNOTATION, RETRY_ANNOTATION, MAX_ACK, ackValue, stepWithIntervention, type InterventionMode } from './intervention.js';
+export {
+  stepMessage,
+  makeStepMessage,
+  isTerminalMessagePhase,
+  SOURCE_BRANCH,
+  DEFAULT_CHECK_AFTER_MS,
+  type CheckTimeoutAction,
+  type MessageEngineOptions,
+} from './message.js';
+export {
+  stepNotify,
+  isTerminalNotifyPhase,
+  resolveNotify,
+  notifyDelayMs,
+  DEFAULT_NOTIFY_SCHEDULE,
+  DEFAULT_NOTIFY_MAX_ATTEMPTS,
+  type ResolvedNotify,
+} from './notify.js';
 export {
   DEFAULTS,
   DEFAULT_CALL_TIMEOUT_MS,
@@ -41,6 +75,9 @@ export function step(input: StepInput): StepOutput {
   try {
     const mode: unknown = input?.tx?.spec?.mode;
     if (mode === 'TCC') return stepTcc(input);
+    if (mode === 'Saga') return stepSaga(input);
+    if (mode === 'Message') return stepMessage(input);
+    if (mode === 'Notify') return stepNotify(input);
     return unsupportedMode(input, mode);
   } catch (err) {
     // Last line of defence: a bug must not crash the controller; the status is left as it was.
@@ -60,7 +97,7 @@ function unsupportedMode(input: StepInput, mode: unknown): StepOutput {
   const message =
     mode === undefined || mode === ''
       ? 'spec.mode is not set'
-      : truncate(`spec.mode ${JSON.stringify(mode)} is not supported by this operator version (only TCC)`);
+      : truncate(`spec.mode ${JSON.stringify(mode)} is not supported by this operator version (TCC, Saga, Message, Notify)`);
   const generation = input.tx?.metadata?.generation;
   const status: TransactionStatus = {
     ...prev,

@@ -24,6 +24,7 @@ import type { BranchState, BranchStatus, Decision, DistributedTransaction, TccPh
 import { retryDelayMs } from './backoff.js';
 import { setCondition } from './conditions.js';
 import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
+import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
 
@@ -59,7 +60,17 @@ interface Work {
   events: EventIntent[];
 }
 
-export const stepTcc: Step = (input: StepInput): StepOutput => {
+/** How kubetx.io/retry and kubetx.io/abort apply to TCC (intervention.ts). */
+const TCC_INTERVENTION: InterventionMode = {
+  resumePhase: (d) => (d === 'Confirm' ? 'Confirming' : d === 'Cancel' ? 'Cancelling' : undefined),
+  isSettled: (state, d) =>
+    d === 'Confirm' ? state === 'Confirmed' : d === 'Cancel' ? state === 'Cancelled' : state === 'Prepared' || state === 'Refused',
+  isFinished: (phase) => phase === 'Committed' || phase === 'Aborted',
+};
+
+export const stepTcc: Step = (input: StepInput): StepOutput => stepWithIntervention(input, TCC_INTERVENTION, stepTccCore);
+
+function stepTccCore(input: StepInput, abortMessage: string | undefined): StepOutput {
   const prev: TransactionStatus = input.status && typeof input.status === 'object' ? input.status : {};
   if (isTerminalTccPhase(prev.phase)) {
     // Terminal for the engine: nothing to call, nothing to change.
@@ -87,6 +98,14 @@ export const stepTcc: Step = (input: StepInput): StepOutput => {
     }
     decide(w, 'Cancel', reason);
   }
+  if (abortMessage !== undefined) {
+    // After the outcomes, so Try results that Cancel needs are recorded first.
+    if (w.decision) w.events.push(abortRefused(w.decision));
+    else {
+      w.events.push(abortAccepted(abortMessage));
+      decide(w, 'Cancel', abortMessage);
+    }
+  }
   if (!w.decision) decideIfReady(w);
 
   if (w.decision) {
@@ -108,7 +127,7 @@ export const stepTcc: Step = (input: StepInput): StepOutput => {
 
   issueDueCalls(w);
   return output(w, prev);
-};
+}
 
 function load(input: StepInput, prev: TransactionStatus): Work {
   const tx: DistributedTransaction = input.tx;

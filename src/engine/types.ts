@@ -14,7 +14,8 @@
  */
 import type { BranchSpec, DistributedTransaction, TransactionStatus } from '../api/types.js';
 
-export type Method = 'Try' | 'Confirm' | 'Cancel' | 'Execute' | 'Compensate' | 'Deliver';
+/** CheckPrepared asks the message source (spec.message.source); its Call uses the reserved branch name "@source". */
+export type Method = 'Try' | 'Confirm' | 'Cancel' | 'Execute' | 'Compensate' | 'Deliver' | 'CheckPrepared';
 
 /** One gRPC call the controller must make now. */
 export interface Call {
@@ -42,6 +43,8 @@ export interface CallOutcome {
   message?: string;
   /** base64 of BranchResponse.data (Try/Execute only). */
   data?: string;
+  /** CheckPrepared only, when kind is ok: the source's answer. */
+  checkState?: 'COMMITTED' | 'ROLLED_BACK' | 'UNKNOWN';
   /** When the call finished (ms since epoch), measured by the controller. */
   finishedAt: number;
 }

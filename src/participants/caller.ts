@@ -10,7 +10,11 @@ import type { Call, CallOutcome, Method } from '../engine/types.js';
 import {
   BranchRequest,
   BranchResponse,
+  CheckPreparedRequest,
+  CheckPreparedResponse,
+  CheckPreparedResponse_State,
   MessageReceiverService,
+  MessageSourceService,
   SagaParticipantService,
   TccParticipantService,
 } from '../gen/kubetx/v1/participant.js';
@@ -18,7 +22,7 @@ import { classify, describeError } from './classify.js';
 import type { ChannelPool, TlsMaterial } from './pool.js';
 import { resolveEndpoint, type EndpointPolicy } from './endpoint.js';
 
-const methodPaths: Record<Method, string> = {
+const methodPaths: Record<Exclude<Method, 'CheckPrepared'>, string> = {
   Try: TccParticipantService.try.path,
   Confirm: TccParticipantService.confirm.path,
   Cancel: TccParticipantService.cancel.path,
@@ -50,6 +54,7 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
     const finishedAt = deps.now();
     return { branch: call.branch, method: call.method, attempt: call.attempt, kind, message, data, finishedAt, durationMs: finishedAt - started };
   };
+  if (call.method === 'CheckPrepared') return checkPrepared(deps, tx, call, done);
   const index = tx.spec.branches.findIndex((b) => b.name === call.branch);
   const branch = tx.spec.branches[index];
   if (!branch) return done('retryable', `no branch named ${call.branch} in spec`);
@@ -76,7 +81,7 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
     const timeoutMs = branch.callTimeout ? deps.parseDuration(branch.callTimeout) : deps.defaultCallTimeoutMs;
     const response = await new Promise<{ err: ServiceError | null; res?: BranchResponse }>((resolve) => {
       client.makeUnaryRequest(
-        methodPaths[call.method],
+        methodPaths[call.method as Exclude<Method, 'CheckPrepared'>],
         (v: BranchRequest) => Buffer.from(BranchRequest.encode(v).finish()),
         (b: Buffer) => BranchResponse.decode(b),
         request,
@@ -95,6 +100,62 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
   } catch (err) {
     // Decoding errors, policy refusals, Secret look-ups: retry later; the
     // policy case is caught before any call by the reconciler.
+    return done('retryable', (err as Error).message.slice(0, 512));
+  }
+}
+
+/** The field path of the message source's endpoint (policy errors name it). */
+export const MESSAGE_SOURCE_FIELD = 'spec.message.source.endpoint';
+
+const checkStates: Record<number, CallOutcome['checkState']> = {
+  [CheckPreparedResponse_State.STATE_UNKNOWN]: 'UNKNOWN',
+  [CheckPreparedResponse_State.STATE_COMMITTED]: 'COMMITTED',
+  [CheckPreparedResponse_State.STATE_ROLLED_BACK]: 'ROLLED_BACK',
+};
+
+/** Message mode's check-back: MessageSource/CheckPrepared on spec.message.source (call.branch is "@source"). */
+async function checkPrepared(
+  deps: CallerDeps,
+  tx: DistributedTransaction,
+  call: Call,
+  done: (kind: CallOutcome['kind'], message?: string, data?: string) => CallObservation,
+): Promise<CallObservation> {
+  const source = tx.spec.message?.source;
+  if (!source?.endpoint) return done('retryable', 'spec.message.source.endpoint is not set');
+  try {
+    const endpoint = resolveEndpoint(source.endpoint, tx.metadata.namespace, MESSAGE_SOURCE_FIELD, deps.policy);
+    let tls;
+    if (endpoint.tlsSecretName) {
+      if (!deps.loadTls) return done('retryable', 'TLS endpoints need the operator to read Secrets');
+      const s = await deps.loadTls(tx.metadata.namespace, endpoint.tlsSecretName);
+      tls = { material: s.material, serverName: endpoint.serverName, secretVersion: s.version };
+    }
+    const client = deps.pool.get(endpoint.target, tls);
+    const payload = tx.spec.payload;
+    const request: CheckPreparedRequest = {
+      transactionUid: tx.metadata.uid,
+      namespace: tx.metadata.namespace,
+      name: tx.metadata.name,
+      operation: source.operation ?? '',
+      payload: payload === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(payload)),
+    };
+    const response = await new Promise<{ err: ServiceError | null; res?: CheckPreparedResponse }>((resolve) => {
+      client.makeUnaryRequest(
+        MessageSourceService.checkPrepared.path,
+        (v: CheckPreparedRequest) => Buffer.from(CheckPreparedRequest.encode(v).finish()),
+        (b: Buffer) => CheckPreparedResponse.decode(b),
+        request,
+        new Metadata(),
+        { deadline: new Date(Date.now() + deps.defaultCallTimeoutMs) },
+        (err, res) => resolve({ err: err ?? null, res }),
+      );
+    });
+    const kind = classify('CheckPrepared', response.err);
+    if (response.err) return done(kind, describeError(response.err));
+    const state = checkStates[response.res?.state ?? CheckPreparedResponse_State.STATE_UNKNOWN];
+    if (!state) return done('retryable', `unrecognized CheckPrepared state ${String(response.res?.state)}`);
+    return { ...done('ok', `source answered ${state}`), checkState: state };
+  } catch (err) {
     return done('retryable', (err as Error).message.slice(0, 512));
   }
 }

@@ -65,3 +65,19 @@ export {
   type SqliteBarrierOptions,
 } from './sqlite-barrier.js';
 export { PgBarrier, type PgBarrierOptions } from './pg-barrier.js';
+export {
+  prepareMessage,
+  checkPreparedFromOutbox,
+  PreparedMessage,
+  MessageRolledBack,
+  DEFAULT_OUTBOX_TABLE,
+  DEFAULT_OUTBOX_RETENTION_MS,
+  type MessageApi,
+  type MessageKey,
+  type MessageOutbox,
+  type MessageTransaction,
+  type OutboxState,
+  type PrepareMessageOptions,
+} from './message.js';
+export { SqliteOutbox, type SqliteOutboxOptions } from './outbox-sqlite.js';
+export { PgOutbox, type PgOutboxOptions } from './outbox-pg.js';

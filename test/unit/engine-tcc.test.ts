@@ -497,11 +497,11 @@ describe('TCC robustness', () => {
   it('step() dispatches TCC, fails other modes visibly, and never throws', () => {
     const tcc = step({ tx: makeTx(['a']), status: undefined, outcomes: [], now: T0 });
     expect(tcc.calls).toHaveLength(1);
-    const saga = step({ tx: makeTx(['a'], { mode: 'Saga' }), status: { observedGeneration: 1 }, outcomes: [], now: T0 });
-    expect(saga.calls).toEqual([]);
-    expect(saga.status).toMatchObject({ phase: 'Failed', observedGeneration: 1, conditions: [{ type: 'Succeeded', status: 'False', reason: 'Failed' }] });
-    expect(saga.status.message).toMatch(/spec\.mode "Saga" is not supported/);
-    expect(saga.events).toEqual([{ type: 'Warning', reason: 'ModeNotSupported', message: saga.status.message }]);
+    const bogus = step({ tx: makeTx(['a'], { mode: 'Nope' as never }), status: { observedGeneration: 1 }, outcomes: [], now: T0 });
+    expect(bogus.calls).toEqual([]);
+    expect(bogus.status).toMatchObject({ phase: 'Failed', observedGeneration: 1, conditions: [{ type: 'Succeeded', status: 'False', reason: 'Failed' }] });
+    expect(bogus.status.message).toMatch(/spec\.mode "Nope" is not supported/);
+    expect(bogus.events).toEqual([{ type: 'Warning', reason: 'ModeNotSupported', message: bogus.status.message }]);
     const weird = step({ tx: null, status: 5, outcomes: 'x', now: NaN } as never);
     expect(weird.calls).toEqual([]);
   });

@@ -1,0 +1,330 @@
+/**
+ * The best-effort notification state machine, as one pure step.
+ *
+ *   Notifying ──every branch's Deliver answered OK──────────────────────→ Delivered
+ *      └──every branch done, at least one reached notify.maxAttempts──→ Exhausted
+ *   invalid spec (before any call) ──────────────────────────────────────→ Failed
+ *
+ * Each branch's Deliver is called at once, then again after each failure
+ * following spec.notify.schedule: the delay before attempt n+1 is
+ * schedule[min(n-1, len-1)] (the last interval repeats), counted from when
+ * attempt n failed (or, if its answer was lost because the controller
+ * restarted, from when it was made). After notify.maxAttempts failed attempts
+ * the branch is Exhausted and is not called again; the transaction ends when
+ * every branch is Delivered or Exhausted. Branches are independent: one
+ * offline receiver does not hold the others back. spec.timeout and spec.retry
+ * do not apply.
+ *
+ * There is no decision to take and nothing to compensate, but every step that
+ * makes calls still asks the controller to persist first, so that the attempt
+ * counts (the cap) and the schedule hold across operator restarts. A clean
+ * notification costs two status writes.
+ *
+ * The object stays readable after Delivered or Exhausted (until
+ * ttlAfterFinished, if set): the receiver, or anyone, can query the result.
+ */
+import type { BranchState, BranchStatus, NotifyPhase, TransactionStatus } from '../api/types.js';
+import { setCondition } from './conditions.js';
+import { resolveConfig, type ResolvedConfig } from './config.js';
+import { formatDuration, parseDuration } from './duration.js';
+import { stepWithIntervention, type InterventionMode } from './intervention.js';
+import { boundedText, iso, parseTime, truncate } from './text.js';
+import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
+
+export const DEFAULT_NOTIFY_SCHEDULE: readonly string[] = ['1s', '5s', '15s', '30s', '1m', '5m', '15m', '30m', '1h'];
+export const DEFAULT_NOTIFY_MAX_ATTEMPTS = 50;
+/** Floor of a schedule interval, so "0s" cannot make the controller call in a tight loop. */
+export const MIN_NOTIFY_DELAY_MS = 100;
+
+const TERMINAL: ReadonlySet<string> = new Set<NotifyPhase>(['Delivered', 'Exhausted', 'Failed']);
+const BRANCH_STATES: ReadonlySet<string> = new Set<BranchState>(['Pending', 'Delivering', 'Delivered', 'Exhausted']);
+
+export function isTerminalNotifyPhase(phase: string | undefined): boolean {
+  return phase !== undefined && TERMINAL.has(phase);
+}
+
+export interface ResolvedNotify {
+  /** Milliseconds, at least one entry. */
+  scheduleMs: number[];
+  /** 0 = no limit. */
+  maxAttempts: number;
+  errors: string[];
+}
+
+/** spec.notify with defaults applied; bad values are reported in errors (each naming its field) and replaced by defaults. */
+export function resolveNotify(notify: unknown): ResolvedNotify {
+  const errors: string[] = [];
+  const n = notify && typeof notify === 'object' ? (notify as Record<string, unknown>) : {};
+  if (notify !== undefined && notify !== null && typeof notify !== 'object') errors.push('spec.notify: must be an object');
+  let scheduleMs = DEFAULT_NOTIFY_SCHEDULE.map(parseDuration);
+  if (n.schedule !== undefined && n.schedule !== null) {
+    if (!Array.isArray(n.schedule)) {
+      errors.push('spec.notify.schedule: must be a list of durations');
+    } else if (n.schedule.length > 0) {
+      const parsed: number[] = [];
+      n.schedule.forEach((d, i) => {
+        try {
+          parsed.push(parseDuration(d));
+        } catch (err) {
+          errors.push(`spec.notify.schedule[${i}]: ${(err as Error).message}`);
+        }
+      });
+      if (parsed.length === n.schedule.length) scheduleMs = parsed;
+    }
+  }
+  let maxAttempts = DEFAULT_NOTIFY_MAX_ATTEMPTS;
+  if (n.maxAttempts !== undefined && n.maxAttempts !== null) {
+    if (typeof n.maxAttempts === 'number' && Number.isInteger(n.maxAttempts) && n.maxAttempts >= 0) maxAttempts = n.maxAttempts;
+    else errors.push(`spec.notify.maxAttempts: must be a whole number ≥ 0, got ${JSON.stringify(n.maxAttempts)}`);
+  }
+  return { scheduleMs, maxAttempts, errors };
+}
+
+/** Delay before attempt n+1 after attempt n (1-based) failed: schedule[min(n-1, len-1)], at least MIN_NOTIFY_DELAY_MS. */
+export function notifyDelayMs(scheduleMs: readonly number[], attempt: number): number {
+  const n = Number.isFinite(attempt) ? Math.max(1, Math.floor(attempt)) : 1;
+  const d = scheduleMs[Math.min(n - 1, scheduleMs.length - 1)] ?? 0;
+  return Math.max(MIN_NOTIFY_DELAY_MS, d);
+}
+
+interface Work {
+  now: number;
+  generation?: number;
+  cfg: ResolvedConfig;
+  notify: ResolvedNotify;
+  phase: NotifyPhase;
+  startTime: string;
+  completionTime?: string;
+  message?: string;
+  branches: BranchStatus[];
+  /** Branches whose outcome arrived in this step (their in-flight call is answered). */
+  answered: Set<string>;
+  calls: Call[];
+  events: EventIntent[];
+}
+
+/**
+ * kubetx.io/retry and kubetx.io/abort (intervention.ts): retry makes branches
+ * waiting for their next slot due now, with a fresh attempt budget (an
+ * Exhausted transaction is finished: create a new one). Abort is refused:
+ * a notification has nothing to roll back (delete the object to stop it).
+ */
+const NOTIFY_INTERVENTION: InterventionMode = {
+  resumePhase: () => undefined,
+  isSettled: (state) => state === 'Delivered' || state === 'Exhausted',
+  isFinished: (phase) => phase === 'Delivered' || phase === 'Exhausted',
+};
+
+export const stepNotify: Step = (input: StepInput): StepOutput => stepWithIntervention(input, NOTIFY_INTERVENTION, stepNotifyCore);
+
+function stepNotifyCore(input: StepInput, abortMessage: string | undefined): StepOutput {
+  const prev: TransactionStatus = input.status && typeof input.status === 'object' ? input.status : {};
+  if (isTerminalNotifyPhase(prev.phase)) return { status: clone(prev), calls: [], persistBeforeCalls: false, events: [] };
+  if (typeof input.now !== 'number' || !Number.isFinite(input.now)) {
+    return {
+      status: clone(prev),
+      calls: [],
+      persistBeforeCalls: false,
+      events: [warning('InvalidInput', `engine step called with now = ${String(input.now)}`)],
+    };
+  }
+  const w = load(input, prev);
+  if (abortMessage !== undefined) {
+    w.events.push(warning('AbortRefused', 'a Notify transaction has nothing to roll back; abort has no effect (delete the object to stop notifying)'));
+  }
+  const errors = [...w.cfg.errors, ...w.notify.errors];
+  if (errors.length > 0) {
+    w.phase = 'Failed';
+    w.message = truncate(`invalid spec: ${errors.join('; ')}`);
+    w.events.push(warning('InvalidSpec', w.message));
+    return output(w, prev);
+  }
+
+  for (const o of dedupe(input.outcomes)) applyOutcome(w, o);
+  for (const b of w.branches) {
+    // In flight with no answer in this step: the controller restarted after making the call. Count it as failed.
+    if (b.state === 'Delivering' && b.attempts > 0 && b.nextAttemptTime === undefined && !w.answered.has(b.name)) {
+      failed(w, b, `no answer to attempt ${b.attempts} (the operator restarted?)`, parseTime(b.lastAttemptTime) ?? w.now);
+    }
+  }
+
+  if (w.branches.every((b) => b.state === 'Delivered' || b.state === 'Exhausted')) {
+    finish(w);
+    return output(w, prev);
+  }
+  for (const b of w.branches) {
+    if (b.state === 'Delivered' || b.state === 'Exhausted') continue;
+    const next = parseTime(b.nextAttemptTime);
+    if (next !== undefined && w.now < next) continue;
+    b.attempts += 1;
+    b.state = 'Delivering';
+    b.lastAttemptTime = iso(w.now);
+    delete b.nextAttemptTime;
+    w.calls.push({ branch: b.name, method: 'Deliver', attempt: b.attempts });
+  }
+  return output(w, prev);
+}
+
+function load(input: StepInput, prev: TransactionStatus): Work {
+  const tx = input.tx;
+  const cfg = resolveConfig(tx);
+  const previous = new Map<string, unknown>();
+  if (Array.isArray(prev.branches)) {
+    for (const b of prev.branches) {
+      if (b && typeof b === 'object' && typeof b.name === 'string' && !previous.has(b.name)) previous.set(b.name, b);
+    }
+  }
+  const w: Work = {
+    now: input.now,
+    cfg,
+    notify: resolveNotify(tx?.spec?.notify),
+    phase: 'Notifying',
+    startTime: validTime(prev.startTime) ?? validTime(tx?.metadata?.creationTimestamp) ?? iso(input.now),
+    branches: cfg.branches.map((rb) => normalizeBranch(rb.name, previous.get(rb.name))),
+    answered: new Set(),
+    calls: [],
+    events: [],
+  };
+  const generation = tx?.metadata?.generation;
+  if (typeof generation === 'number') w.generation = generation;
+  return w;
+}
+
+function normalizeBranch(name: string, raw: unknown): BranchStatus {
+  const b: BranchStatus = { name, state: 'Pending', attempts: 0 };
+  if (!raw || typeof raw !== 'object') return b;
+  const r = raw as Record<string, unknown>;
+  if (typeof r.state === 'string' && BRANCH_STATES.has(r.state)) b.state = r.state as BranchState;
+  if (typeof r.attempts === 'number' && Number.isInteger(r.attempts) && r.attempts >= 0) b.attempts = r.attempts;
+  if (b.state === 'Pending' && b.attempts > 0) b.state = 'Delivering';
+  if (b.state !== 'Pending' && b.attempts === 0) b.state = 'Pending';
+  if (typeof r.lastError === 'string') b.lastError = truncate(r.lastError);
+  const last = validTime(r.lastAttemptTime);
+  if (last) b.lastAttemptTime = last;
+  const next = validTime(r.nextAttemptTime);
+  if (next) b.nextAttemptTime = next;
+  return b;
+}
+
+function validTime(value: unknown): string | undefined {
+  return parseTime(value) === undefined ? undefined : (value as string);
+}
+
+function dedupe(outcomes: unknown): CallOutcome[] {
+  if (!Array.isArray(outcomes)) return [];
+  const seen = new Set<string>();
+  const out: CallOutcome[] = [];
+  for (const o of outcomes as CallOutcome[]) {
+    if (!o || typeof o !== 'object') continue;
+    const key = `${String(o.branch)}\u0000${String(o.method)}\u0000${String(o.attempt)}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(o);
+  }
+  return out;
+}
+
+function applyOutcome(w: Work, o: CallOutcome): void {
+  if (o.method !== 'Deliver') return;
+  const b = w.branches.find((x) => x.name === o.branch);
+  if (!b || b.state !== 'Delivering') return;
+  if (o.attempt !== b.attempts || b.attempts === 0 || b.nextAttemptTime !== undefined) return;
+  w.answered.add(b.name);
+  if (o.kind === 'ok') {
+    b.state = 'Delivered';
+    return;
+  }
+  const started = parseTime(b.lastAttemptTime) ?? w.now;
+  const reported = typeof o.finishedAt === 'number' && Number.isFinite(o.finishedAt) ? o.finishedAt : w.now;
+  const at = Math.min(w.now, Math.max(Math.min(started, w.now), reported));
+  failed(w, b, boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed'), at);
+}
+
+/** Attempt `b.attempts` failed at `at`: schedule the next one, or stop at the cap. */
+function failed(w: Work, b: BranchStatus, error: string, at: number): void {
+  b.lastError = error;
+  const max = w.notify.maxAttempts;
+  if (max > 0 && b.attempts >= max) {
+    b.state = 'Exhausted';
+    delete b.nextAttemptTime;
+    w.events.push(warning('NotifyExhausted', `branch ${b.name}: Deliver failed ${b.attempts} times (notify.maxAttempts ${max}), giving up: ${error}`));
+    return;
+  }
+  const delay = notifyDelayMs(w.notify.scheduleMs, b.attempts);
+  b.nextAttemptTime = iso(at + delay);
+  w.events.push(warning('CallFailed', `branch ${b.name}: Deliver attempt ${b.attempts} failed, next in ${formatDuration(delay)}: ${error}`));
+}
+
+function finish(w: Work): void {
+  w.completionTime = iso(w.now);
+  const exhausted = w.branches.filter((b) => b.state === 'Exhausted').map((b) => b.name);
+  if (exhausted.length === 0) {
+    w.phase = 'Delivered';
+    w.message = `delivered to all ${w.branches.length} branches`;
+    w.events.push({ type: 'Normal', reason: 'Delivered', message: w.message });
+  } else {
+    w.phase = 'Exhausted';
+    w.message = truncate(`not delivered to ${exhausted.join(', ')} after ${w.notify.maxAttempts} attempts each; delivered to ${w.branches.length - exhausted.length} of ${w.branches.length}`);
+    w.events.push(warning('Exhausted', w.message));
+  }
+}
+
+function output(w: Work, prev: TransactionStatus): StepOutput {
+  const terminal = isTerminalNotifyPhase(w.phase);
+  const calls = terminal ? [] : w.calls;
+  const out: StepOutput = {
+    status: buildStatus(w, prev),
+    calls,
+    // The attempt count (the cap) and schedule survive a restart only if stored before the call.
+    persistBeforeCalls: calls.length > 0,
+    events: w.events,
+  };
+  if (!terminal) {
+    let earliest: number | undefined;
+    for (const b of w.branches) {
+      const next = parseTime(b.nextAttemptTime);
+      if (b.state === 'Delivering' && next !== undefined && (earliest === undefined || next < earliest)) earliest = next;
+    }
+    if (earliest !== undefined) out.requeueAfterMs = Math.max(0, earliest - w.now);
+  }
+  return out;
+}
+
+function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
+  const s: TransactionStatus = { phase: w.phase };
+  if (w.generation !== undefined) s.observedGeneration = w.generation;
+  s.startTime = w.startTime;
+  if (w.completionTime) s.completionTime = w.completionTime;
+  if (w.message !== undefined) s.message = w.message;
+  const succeeded =
+    w.phase === 'Delivered'
+      ? { status: 'True' as const, reason: 'Delivered' }
+      : w.phase === 'Exhausted' || w.phase === 'Failed'
+        ? { status: 'False' as const, reason: w.phase }
+        : { status: 'Unknown' as const, reason: w.phase };
+  s.conditions = setCondition(
+    prev.conditions,
+    {
+      type: 'Succeeded',
+      ...succeeded,
+      message: w.message ?? 'Notifying: delivering to every branch',
+      ...(w.generation !== undefined ? { observedGeneration: w.generation } : {}),
+    },
+    w.now,
+  );
+  s.branches = w.branches;
+  s.progress = `${w.branches.filter((b) => b.state === 'Delivered').length}/${w.branches.length}`;
+  return s;
+}
+
+function clone(status: TransactionStatus): TransactionStatus {
+  try {
+    return structuredClone(status);
+  } catch {
+    return status;
+  }
+}
+
+function warning(reason: string, message: string): EventIntent {
+  return { type: 'Warning', reason, message: truncate(message) };
+}

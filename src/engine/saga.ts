@@ -1,0 +1,397 @@
+/**
+ * The Saga state machine, as one pure step (same contract as TCC: types.ts).
+ *
+ *   Executing ──every Execute OK─────────────────────────→ Completed
+ *      └──an Execute refused, timeout, or kubetx.io/abort──→ Compensating ──every Compensate OK──→ Compensated
+ *   Compensating ──retry budget spent──→ Failed (a human takes over)
+ *
+ * Branches run Execute in `dependsOn` order: a branch starts once every
+ * dependency is Executed; branches ready together are called together.
+ * Branch states: Pending (never called) → Executing (called, no OK yet: it may
+ * have happened) → Executed (OK, `result` kept) | Refused (a business "no":
+ * did nothing, by contract) → Compensated. After the decision "Compensate",
+ * Executing and Executed branches are compensated, dependents first; Pending
+ * and Refused ones need nothing and keep their state (and Execute attempts).
+ *
+ * Safety, beyond TCC's rules (decision once, write-ahead, stale outcomes ignored):
+ *  - write-ahead of "attempted": a step that first calls Execute on a Pending
+ *    branch asks for a persist before calling, so a crash can never hide an
+ *    Execute that may have happened (Pending branches are never compensated).
+ *    That costs one write per wave of the DAG: 2 writes for independent branches.
+ *  - no Execute once decided; Compensate(a) only once every branch depending on
+ *    a, transitively, is Compensated or needs no compensation.
+ *
+ * "In flight" as in TCC: attempts > 0, not done, no nextAttemptTime.
+ */
+import type { BranchState, BranchStatus, Decision, DistributedTransaction, SagaPhase, TransactionStatus } from '../api/types.js';
+import { retryDelayMs } from './backoff.js';
+import { setCondition } from './conditions.js';
+import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
+import { buildDag, readySet, reverseReadySet, type Dag } from './dag.js';
+import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
+import { boundedText, iso, parseTime, truncate } from './text.js';
+import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
+
+const TERMINAL: ReadonlySet<string> = new Set<SagaPhase>(['Completed', 'Compensated', 'Failed']);
+const BRANCH_STATES: ReadonlySet<string> = new Set<BranchState>(['Pending', 'Executing', 'Executed', 'Refused', 'Compensated']);
+
+export function isTerminalSagaPhase(phase: string | undefined): boolean {
+  return phase !== undefined && TERMINAL.has(phase);
+}
+
+/** Execute may have happened on a branch in this state, so it is (or was) owed a Compensate. */
+export function mayHaveExecuted(state: string): boolean {
+  return state === 'Executing' || state === 'Executed' || state === 'Compensated';
+}
+
+/** Nothing more is owed to this branch once compensation is decided. */
+const settledAfterDecision = (state: string) => state === 'Compensated' || !mayHaveExecuted(state);
+
+const SAGA_INTERVENTION: InterventionMode = {
+  resumePhase: (d) => (d === 'Compensate' ? 'Compensating' : undefined),
+  isSettled: (state, d) => (d === 'Compensate' ? settledAfterDecision(state) : state === 'Executed' || state === 'Refused'),
+  isFinished: (phase) => phase === 'Completed' || phase === 'Compensated',
+};
+
+interface Work {
+  now: number;
+  uid: string;
+  generation?: number;
+  cfg: ResolvedConfig;
+  dag: Dag;
+  dagErrors: string[];
+  phase: SagaPhase;
+  decision?: Decision;
+  startTime: string;
+  deadline: number;
+  decisionTime?: string;
+  completionTime?: string;
+  message?: string;
+  branches: BranchStatus[];
+  calls: Call[];
+  events: EventIntent[];
+  /** Some call of this step must not be made before this step's status is stored. */
+  writeAhead: boolean;
+}
+
+export const stepSaga: Step = (input: StepInput): StepOutput => stepWithIntervention(input, SAGA_INTERVENTION, stepSagaCore);
+
+function stepSagaCore(input: StepInput, abortMessage: string | undefined): StepOutput {
+  const prev: TransactionStatus = input.status && typeof input.status === 'object' ? input.status : {};
+  if (isTerminalSagaPhase(prev.phase)) return { status: clone(prev), calls: [], persistBeforeCalls: false, events: [] };
+  if (typeof input.now !== 'number' || !Number.isFinite(input.now)) {
+    const why = warning('InvalidInput', `engine step called with now = ${String(input.now)}`);
+    return { status: clone(prev), calls: [], persistBeforeCalls: false, events: [why] };
+  }
+  const w = load(input, prev);
+  if (w.dagErrors.length > 0) {
+    // Without a valid order nothing can be run or compensated safely: a human must look.
+    fail(w, `invalid spec: ${w.dagErrors.join('; ')}`, 'InvalidSpec');
+    return output(w, prev);
+  }
+
+  for (const o of dedupe(input.outcomes)) applyOutcome(w, o);
+
+  if (w.cfg.errors.length > 0 && !w.decision) {
+    const reason = `invalid spec: ${w.cfg.errors.join('; ')}`;
+    if (w.branches.every((b) => b.state === 'Pending')) {
+      fail(w, reason, 'InvalidSpec');
+      return output(w, prev);
+    }
+    decide(w, reason);
+  }
+  if (abortMessage !== undefined) {
+    // After the outcomes, so Execute results that Compensate needs are recorded first.
+    if (w.decision) w.events.push(abortRefused(w.decision));
+    else {
+      w.events.push(abortAccepted(abortMessage));
+      decide(w, abortMessage);
+    }
+  }
+  if (!w.decision) {
+    decideIfReady(w);
+    if (w.phase === 'Completed') return output(w, prev);
+  }
+  if (w.decision) {
+    if (w.branches.every((b) => settledAfterDecision(b.state))) {
+      finishCompensated(w);
+      return output(w, prev);
+    }
+    const exhausted = budgetExhausted(w);
+    if (exhausted) {
+      fail(w, exhausted, 'RetryBudgetExhausted');
+      return output(w, prev);
+    }
+  }
+  issueDueCalls(w);
+  return output(w, prev);
+}
+
+function load(input: StepInput, prev: TransactionStatus): Work {
+  const tx: DistributedTransaction = input.tx;
+  const cfg = resolveConfig(tx);
+  const specList: unknown[] = Array.isArray(tx?.spec?.branches) ? tx.spec.branches : [];
+  const { dag, errors } = buildDag(
+    cfg.branches.map((rb) => ({ name: rb.name, dependsOn: rb.spec.dependsOn, index: specList.indexOf(rb.spec) })),
+  );
+  const startTime = validTime(prev.startTime) ?? validTime(tx?.metadata?.creationTimestamp) ?? iso(input.now);
+  const previous = new Map<string, unknown>();
+  for (const b of Array.isArray(prev.branches) ? prev.branches : []) {
+    if (b && typeof b === 'object' && typeof b.name === 'string' && !previous.has(b.name)) previous.set(b.name, b);
+  }
+  const branches = cfg.branches.map((rb) => normalizeBranch(rb.name, previous.get(rb.name)));
+  // A status that lost its decision still shows one was acted on.
+  const decided = prev.decision === 'Compensate' || prev.phase === 'Compensating' || branches.some((b) => b.state === 'Compensated');
+  const w: Work = {
+    now: input.now,
+    uid: typeof tx?.metadata?.uid === 'string' ? tx.metadata.uid : '',
+    cfg,
+    dag,
+    dagErrors: errors,
+    phase: decided ? 'Compensating' : 'Executing',
+    startTime,
+    deadline: Date.parse(startTime) + cfg.timeoutMs,
+    branches,
+    calls: [],
+    events: [],
+    writeAhead: false,
+  };
+  if (decided) w.decision = 'Compensate';
+  const generation = tx?.metadata?.generation;
+  if (typeof generation === 'number') w.generation = generation;
+  const decisionTime = validTime(prev.decisionTime);
+  if (decided && decisionTime) w.decisionTime = decisionTime;
+  if (decided && typeof prev.message === 'string') w.message = truncate(prev.message);
+  return w;
+}
+
+function normalizeBranch(name: string, raw: unknown): BranchStatus {
+  const b: BranchStatus = { name, state: 'Pending', attempts: 0 };
+  if (!raw || typeof raw !== 'object') return b;
+  const r = raw as Record<string, unknown>;
+  if (typeof r.state === 'string' && BRANCH_STATES.has(r.state)) b.state = r.state as BranchState;
+  if (typeof r.attempts === 'number' && Number.isInteger(r.attempts) && r.attempts >= 0) b.attempts = r.attempts;
+  if (typeof r.lastError === 'string') b.lastError = truncate(r.lastError);
+  const last = validTime(r.lastAttemptTime);
+  if (last) b.lastAttemptTime = last;
+  const next = validTime(r.nextAttemptTime);
+  if (next) b.nextAttemptTime = next;
+  if (typeof r.result === 'string') b.result = r.result;
+  return b;
+}
+
+function validTime(value: unknown): string | undefined {
+  return parseTime(value) === undefined ? undefined : (value as string);
+}
+
+function resolved(w: Work, name: string): ResolvedBranch {
+  return w.cfg.branches.find((rb) => rb.name === name)!;
+}
+
+function stateOf(w: Work, name: string): string {
+  return w.branches.find((b) => b.name === name)!.state;
+}
+
+/** The first outcome per (branch, method, attempt) wins; junk entries are dropped. */
+function dedupe(outcomes: unknown): CallOutcome[] {
+  if (!Array.isArray(outcomes)) return [];
+  const seen = new Set<string>();
+  return (outcomes as CallOutcome[]).filter((o) => {
+    if (!o || typeof o !== 'object') return false;
+    const key = `${String(o.branch)}\u0000${String(o.method)}\u0000${String(o.attempt)}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function applyOutcome(w: Work, o: CallOutcome): void {
+  const method: Method = w.decision ? 'Compensate' : 'Execute';
+  if (o.method !== method) return; // e.g. a late Execute answer after the decision
+  const b = w.branches.find((x) => x.name === o.branch);
+  if (!b) return;
+  if (method === 'Execute' ? b.state !== 'Executing' : b.state !== 'Executing' && b.state !== 'Executed') return;
+  // Only the answer to the call in flight counts.
+  if (o.attempt !== b.attempts || b.attempts === 0 || b.nextAttemptTime !== undefined) return;
+
+  if (o.kind === 'ok') {
+    if (method === 'Execute') {
+      b.state = 'Executed';
+      if (typeof o.data === 'string') b.result = o.data;
+      else delete b.result;
+    } else {
+      b.state = 'Compensated';
+    }
+    return;
+  }
+  if (o.kind === 'refused' && method === 'Execute') {
+    b.state = 'Refused';
+    b.lastError = boundedText(o.message, 'refused');
+    w.events.push(warning('CallFailed', `branch ${b.name}: Execute attempt ${o.attempt} refused: ${b.lastError}`));
+    return;
+  }
+  // Retryable, timeout, unknown kinds, and a refused Compensate (no business "no"): retry later.
+  b.lastError = boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed');
+  const started = parseTime(b.lastAttemptTime) ?? w.now;
+  const reported = typeof o.finishedAt === 'number' && Number.isFinite(o.finishedAt) ? o.finishedAt : w.now;
+  const finishedAt = Math.min(w.now, Math.max(Math.min(started, w.now), reported));
+  const delay = retryDelayMs(resolved(w, b.name).retry, { uid: w.uid, branch: b.name, method, attempt: b.attempts });
+  b.nextAttemptTime = iso(finishedAt + delay);
+  w.events.push(warning('CallFailed', `branch ${b.name}: ${method} attempt ${o.attempt} failed: ${b.lastError}`));
+}
+
+function decideIfReady(w: Work): void {
+  const refused = w.branches.find((b) => b.state === 'Refused');
+  if (refused) {
+    decide(w, `branch ${refused.name}: Execute refused: ${refused.lastError ?? 'no reason given'}`);
+  } else if (w.branches.every((b) => b.state === 'Executed')) {
+    // Counts even just past the deadline: every step is done and nothing was compensated.
+    w.phase = 'Completed';
+    w.completionTime = iso(w.now);
+    w.message = `all ${w.branches.length} branches executed`;
+    w.events.push({ type: 'Normal', reason: 'Completed', message: w.message });
+  } else if (!(w.now < w.deadline)) {
+    const waiting = w.branches.filter((b) => b.state !== 'Executed').map((b) => b.name);
+    decide(w, `timeout ${w.cfg.timeoutText} passed before every Execute succeeded (waiting on: ${waiting.join(', ')})`);
+  }
+}
+
+function decide(w: Work, reason: string): void {
+  w.decision = 'Compensate';
+  w.phase = 'Compensating';
+  w.decisionTime = iso(w.now);
+  w.message = truncate(reason);
+  w.writeAhead = true;
+  // Compensate attempts are counted afresh; branches needing none keep their Execute history.
+  for (const b of w.branches) {
+    if (!mayHaveExecuted(b.state)) continue;
+    b.attempts = 0;
+    delete b.lastError;
+    delete b.nextAttemptTime;
+  }
+  w.events.push(warning('Decided', `Compensate: ${reason}`));
+}
+
+/** A branch owed a Compensate whose attempts reached maxAttempts: no further call is allowed (crashes included). */
+function budgetExhausted(w: Work): string | undefined {
+  for (const b of w.branches) {
+    const max = resolved(w, b.name).retry.maxAttempts;
+    if (max > 0 && !settledAfterDecision(b.state) && b.attempts >= max) {
+      const why = b.nextAttemptTime !== undefined ? (b.lastError ?? 'call failed') : 'no answer to the last attempt';
+      return `branch ${b.name}: Compensate failed ${b.attempts} times, retry budget spent: ${why}`;
+    }
+  }
+  return undefined;
+}
+
+function finishCompensated(w: Work): void {
+  w.phase = 'Compensated';
+  w.completionTime = iso(w.now);
+  const n = w.branches.filter((b) => b.state === 'Compensated').length;
+  // The message keeps the reason for compensating: that is what a user asks of a Compensated saga.
+  w.events.push(warning('Compensated', `${n} branch(es) compensated: ${w.message ?? 'compensated'}`));
+}
+
+/** Failed keeps decision and attempts (kubetx.io/retry resumes); no completionTime, so ttlAfterFinished never deletes it. */
+function fail(w: Work, message: string, reason: string): void {
+  w.phase = 'Failed';
+  w.message = truncate(message);
+  w.events.push(warning(reason, w.message));
+}
+
+const isDue = (w: Work, b: BranchStatus) => {
+  const next = parseTime(b.nextAttemptTime);
+  return next === undefined || !(w.now < next);
+};
+
+function issueDueCalls(w: Work): void {
+  let due: BranchStatus[];
+  if (!w.decision) {
+    if (!(w.now < w.deadline)) return;
+    const starting = new Set(readySet(w.dag, (n) => stateOf(w, n) === 'Pending', (n) => stateOf(w, n) === 'Executed'));
+    due = w.branches.filter((b) => starting.has(b.name) || (b.state === 'Executing' && isDue(w, b)));
+    if (starting.size > 0) w.writeAhead = true;
+  } else {
+    const owed = (n: string) => !settledAfterDecision(stateOf(w, n));
+    const ready = new Set(reverseReadySet(w.dag, owed, (n) => settledAfterDecision(stateOf(w, n))));
+    due = w.branches.filter((b) => ready.has(b.name) && isDue(w, b));
+  }
+  for (const b of due) {
+    const method: Method = w.decision ? 'Compensate' : 'Execute';
+    b.attempts += 1;
+    b.lastAttemptTime = iso(w.now);
+    delete b.nextAttemptTime;
+    if (method === 'Execute') b.state = 'Executing';
+    const call: Call = { branch: b.name, method, attempt: b.attempts };
+    if (method === 'Compensate' && b.result !== undefined) call.result = b.result;
+    w.calls.push(call);
+  }
+}
+
+function output(w: Work, prev: TransactionStatus): StepOutput {
+  const terminal = isTerminalSagaPhase(w.phase);
+  const calls = terminal ? [] : w.calls;
+  const out: StepOutput = {
+    status: buildStatus(w, prev),
+    calls,
+    // Write-ahead: the decision and Compensate attempt counts, and the first Execute of a branch.
+    persistBeforeCalls: calls.length > 0 && (w.writeAhead || w.decision !== undefined),
+    events: w.events,
+  };
+  const requeue = terminal ? undefined : requeueAfter(w);
+  if (requeue !== undefined) out.requeueAfterMs = requeue;
+  return out;
+}
+
+function requeueAfter(w: Work): number | undefined {
+  let earliest: number | undefined;
+  for (const b of w.branches) {
+    const waiting = w.decision ? !settledAfterDecision(b.state) : b.state === 'Executing';
+    const next = parseTime(b.nextAttemptTime);
+    if (waiting && next !== undefined && (earliest === undefined || next < earliest)) earliest = next;
+  }
+  if (!w.decision && (earliest === undefined || w.deadline < earliest)) earliest = w.deadline;
+  return earliest === undefined ? undefined : Math.max(0, earliest - w.now);
+}
+
+function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
+  const s: TransactionStatus = { phase: w.phase };
+  if (w.decision) s.decision = w.decision;
+  if (w.generation !== undefined) s.observedGeneration = w.generation;
+  s.startTime = w.startTime;
+  if (w.decisionTime) s.decisionTime = w.decisionTime;
+  if (w.completionTime) s.completionTime = w.completionTime;
+  if (w.message !== undefined) s.message = w.message;
+  const succeeded =
+    w.phase === 'Completed'
+      ? { status: 'True' as const, reason: 'Completed' }
+      : w.phase === 'Compensated' || w.phase === 'Failed'
+        ? { status: 'False' as const, reason: w.phase }
+        : { status: 'Unknown' as const, reason: w.phase };
+  const cond = {
+    type: 'Succeeded',
+    ...succeeded,
+    message: w.message ?? `${w.phase}: waiting for every branch's Execute`,
+    ...(w.generation !== undefined ? { observedGeneration: w.generation } : {}),
+  };
+  s.conditions = setCondition(prev.conditions, cond, w.now);
+  s.branches = w.branches;
+  // Forward: executed/all. Compensating: compensated/owed a Compensate.
+  const owed = w.branches.filter((b) => mayHaveExecuted(b.state));
+  s.progress = w.decision
+    ? `${owed.filter((b) => b.state === 'Compensated').length}/${owed.length}`
+    : `${w.branches.filter((b) => b.state === 'Executed').length}/${w.branches.length}`;
+  return s;
+}
+
+function clone(status: TransactionStatus): TransactionStatus {
+  try {
+    return structuredClone(status);
+  } catch {
+    return status;
+  }
+}
+
+function warning(reason: string, message: string): EventIntent {
+  return { type: 'Warning', reason, message: truncate(message) };
+}

@@ -1,0 +1,150 @@
+/**
+ * The message outbox on PostgreSQL (node-postgres, `pg`): see message.ts for the protocol.
+ *
+ * runLocal:  BEGIN ISOLATION LEVEL READ COMMITTED
+ *            INSERT INTO kubetx_prepared_messages (…, 'committed') ON CONFLICT (uid) DO NOTHING   -- first
+ *            fn(client)                                                                          -- async allowed
+ *            COMMIT                                                                              -- or ROLLBACK
+ * resolve:   INSERT … (…, 'rolled_back') ON CONFLICT (uid) DO NOTHING; SELECT state …            -- autocommit
+ *
+ * Why it is race-free: runLocal inserts the row first, so while its
+ * transaction is open the primary-key entry is locked. A concurrent check-back's
+ * INSERT waits for that transaction to end: committed → the insert conflicts
+ * and the SELECT (a new statement, a new snapshot) reads 'committed'; rolled
+ * back → the claim goes in as 'rolled_back'. Conversely, a runLocal starting
+ * after a claim finds the conflict, runs nothing and throws MessageRolledBack.
+ *
+ * fn receives the transaction's PoolClient and must not COMMIT, ROLLBACK or
+ * release it. Table (created if missing, by the first call or `init`):
+ *   kubetx_prepared_messages(uid text PRIMARY KEY, namespace text, name text,
+ *                            state text 'committed'|'rolled_back', created_at bigint ms)
+ */
+import type { Pool, PoolClient } from 'pg';
+import {
+  DEFAULT_OUTBOX_RETENTION_MS,
+  DEFAULT_OUTBOX_TABLE,
+  MessageRolledBack,
+  type MessageKey,
+  type MessageOutbox,
+  type OutboxState,
+} from './message.js';
+
+export interface PgOutboxOptions {
+  /** Table name, optionally schema-qualified ("schema.table"). @default "kubetx_prepared_messages" */
+  table?: string;
+  /** Clock for created_at, in ms (tests). @default Date.now */
+  now?: () => number;
+}
+
+const IDENT = /^(?:[A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$/;
+
+export class PgOutbox implements MessageOutbox<PoolClient> {
+  readonly table: string;
+  private readonly now: () => number;
+  private ready: Promise<void> | undefined;
+
+  constructor(
+    readonly pool: Pool,
+    options: PgOutboxOptions = {},
+  ) {
+    this.table = options.table ?? DEFAULT_OUTBOX_TABLE;
+    if (!IDENT.test(this.table)) throw new Error(`invalid outbox table name ${JSON.stringify(this.table)}`);
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Creates the table if missing (once per instance; the other methods call it). */
+  init(): Promise<void> {
+    this.ready ??= this.createTable().catch((err: unknown) => {
+      this.ready = undefined;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  private async createTable(): Promise<void> {
+    const bare = this.table.slice(this.table.lastIndexOf('.') + 1);
+    await this.transaction(async (client) => {
+      // CREATE TABLE IF NOT EXISTS is not safe against itself run concurrently: serialize it.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`kubetx_outbox_init:${this.table}`]);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${this.table} (
+        uid text PRIMARY KEY,
+        namespace text NOT NULL DEFAULT '',
+        name text NOT NULL DEFAULT '',
+        state text NOT NULL CHECK (state IN ('committed', 'rolled_back')),
+        created_at bigint NOT NULL
+      )`);
+      await client.query(`CREATE INDEX IF NOT EXISTS ${bare}_created_at ON ${this.table} (created_at)`);
+    });
+  }
+
+  async runLocal<T>(key: MessageKey, fn: (client: PoolClient) => T | Promise<T>): Promise<T> {
+    if (!key.uid) throw new TypeError('outbox key needs a transaction uid');
+    await this.init();
+    return this.transaction(async (client) => {
+      const inserted = await client.query(
+        `INSERT INTO ${this.table} (uid, namespace, name, state, created_at) VALUES ($1, $2, $3, 'committed', $4)
+         ON CONFLICT (uid) DO NOTHING RETURNING uid`,
+        [key.uid, key.namespace, key.name, this.now()],
+      );
+      if (inserted.rowCount === 0) {
+        const row = await client.query<{ state: OutboxState }>(`SELECT state FROM ${this.table} WHERE uid = $1`, [key.uid]);
+        if (row.rows[0]?.state === 'rolled_back') {
+          throw new MessageRolledBack(`message ${key.namespace}/${key.name} (${key.uid}) was already resolved as rolled back by a check-back; the local transaction is not run`);
+        }
+        throw new Error(`message ${key.namespace}/${key.name} (${key.uid}): the local transaction already committed`);
+      }
+      return fn(client);
+    });
+  }
+
+  async resolve(key: MessageKey): Promise<'COMMITTED' | 'ROLLED_BACK'> {
+    if (!key.uid) throw new TypeError('outbox key needs a transaction uid');
+    await this.init();
+    await this.pool.query(
+      `INSERT INTO ${this.table} (uid, namespace, name, state, created_at) VALUES ($1, $2, $3, 'rolled_back', $4) ON CONFLICT (uid) DO NOTHING`,
+      [key.uid, key.namespace, key.name, this.now()],
+    );
+    const state = await this.state(key.uid);
+    return state === 'committed' ? 'COMMITTED' : 'ROLLED_BACK';
+  }
+
+  async state(uid: string): Promise<OutboxState | undefined> {
+    await this.init();
+    const r = await this.pool.query<{ state: OutboxState }>(`SELECT state FROM ${this.table} WHERE uid = $1`, [uid]);
+    return r.rows[0]?.state;
+  }
+
+  /** Deletes rows older than `olderThanMs` (default 7 days); returns how many. */
+  async cleanup(olderThanMs: number = DEFAULT_OUTBOX_RETENTION_MS): Promise<number> {
+    if (!(olderThanMs >= 0)) throw new RangeError('olderThanMs must be a non-negative number');
+    await this.init();
+    const r = await this.pool.query(`DELETE FROM ${this.table} WHERE created_at < $1`, [this.now() - olderThanMs]);
+    return r.rowCount ?? 0;
+  }
+
+  private async transaction<T>(body: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    // A checked-out client has no 'error' listener: a connection lost meanwhile would crash the process.
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken ??= err;
+    };
+    client.on('error', onError);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
+      const result = await body(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (e) {
+        broken ??= e as Error;
+      }
+      throw err;
+    } finally {
+      client.removeListener('error', onError);
+      client.release(broken);
+    }
+  }
+}
