@@ -62,7 +62,13 @@ export class PgOutbox implements MessageOutbox<PoolClient> {
   }
 
   private async createTable(): Promise<void> {
-    const bare = this.table.slice(this.table.lastIndexOf('.') + 1);
+    const dot = this.table.lastIndexOf('.');
+    const bare = this.table.slice(dot + 1);
+    const index = dot < 0 ? `${bare}_created_at` : `${this.table.slice(0, dot)}.${bare}_created_at`;
+    // Look before creating: CREATE INDEX IF NOT EXISTS takes a lock that blocks
+    // writes even when the index exists, stalling other processes' local transactions.
+    const found = await this.pool.query<{ t: string | null; i: string | null }>('SELECT to_regclass($1) AS t, to_regclass($2) AS i', [this.table, index]);
+    if (found.rows[0]?.t && found.rows[0]?.i) return;
     await this.transaction(async (client) => {
       // CREATE TABLE IF NOT EXISTS is not safe against itself run concurrently: serialize it.
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`kubetx_outbox_init:${this.table}`]);
