@@ -17,8 +17,8 @@ import type { DistributedTransaction, TransactionStatus } from '../api/types.js'
 import { parseDuration, setCondition, step } from '../engine/index.js';
 import { ABORT_ANNOTATION, RETRY_ANNOTATION, ackValue } from '../engine/intervention.js';
 import type { CallOutcome, EventIntent, StepOutput } from '../engine/types.js';
-import { callParticipant, MESSAGE_SOURCE_FIELD, type CallerDeps } from '../participants/caller.js';
-import { EndpointPolicyError, resolveEndpoint } from '../participants/endpoint.js';
+import { callParticipant, type CallerDeps } from '../participants/caller.js';
+import { findSpecViolation, type SpecViolation } from './spec-checks.js';
 import type { EventSink } from './events.js';
 import type { OperatorMetrics } from './metrics.js';
 import type { StatusStore } from './status-writer.js';
@@ -59,7 +59,7 @@ export class Reconciler {
     const pendingRequest = hasPendingRequest(tx);
     if (finalPhases.has(tx.status?.phase ?? '') && !pendingRequest) return this.expireFinished(tx, log);
 
-    const invalid = this.endpointViolation(tx);
+    const invalid = findSpecViolation(tx, this.deps.caller.policy);
     if (invalid && !tx.status?.decision && tx.status?.phase !== 'Failed') return this.refuseInvalid(tx, invalid, log);
     if (invalid && !tx.status?.decision && !pendingRequest) return { kind: 'done' };
 
@@ -125,30 +125,8 @@ export class Reconciler {
     }
   }
 
-  private endpointViolation(tx: DistributedTransaction): EndpointPolicyError | undefined {
-    const branches = Array.isArray(tx.spec?.branches) ? tx.spec.branches : [];
-    for (const [i, b] of branches.entries()) {
-      try {
-        resolveEndpoint(b.endpoint ?? {}, tx.metadata.namespace, `spec.branches[${i}].endpoint`, this.deps.caller.policy);
-      } catch (err) {
-        if (err instanceof EndpointPolicyError) return err;
-        throw err;
-      }
-    }
-    const source = tx.spec?.mode === 'Message' ? tx.spec.message?.source?.endpoint : undefined;
-    if (source) {
-      try {
-        resolveEndpoint(source, tx.metadata.namespace, MESSAGE_SOURCE_FIELD, this.deps.caller.policy);
-      } catch (err) {
-        if (err instanceof EndpointPolicyError) return err;
-        throw err;
-      }
-    }
-    return undefined;
-  }
-
   /** A spec the operator will not act on: Failed before any call, with a condition and an Event. */
-  private async refuseInvalid(tx: DistributedTransaction, err: EndpointPolicyError, log: Logger): Promise<ReconcileResult> {
+  private async refuseInvalid(tx: DistributedTransaction, v: SpecViolation, log: Logger): Promise<ReconcileResult> {
     const now = this.deps.now();
     const status: TransactionStatus = {
       ...tx.status,
@@ -156,14 +134,14 @@ export class Reconciler {
       observedGeneration: tx.metadata.generation,
       startTime: tx.status?.startTime ?? tx.metadata.creationTimestamp,
       completionTime: new Date(now).toISOString(),
-      message: `invalid endpoint: ${err.message}`,
-      conditions: setCondition(tx.status?.conditions, { type: 'Succeeded', status: 'False', reason: 'InvalidEndpoint', message: err.message, observedGeneration: tx.metadata.generation }, now),
+      message: `${v.reason === 'InvalidEndpoint' ? 'invalid endpoint' : 'payload too large'}: ${v.message}`,
+      conditions: setCondition(tx.status?.conditions, { type: 'Succeeded', status: 'False', reason: v.reason, message: v.message, observedGeneration: tx.metadata.generation }, now),
     };
     const written = await this.deps.store.writeStatus(tx, status);
     if (written.kind === 'conflict') return { kind: 'conflict' };
-    this.deps.metrics.escalations.inc({ reason: 'InvalidEndpoint' });
-    this.deps.events.record(tx, { type: 'Warning', reason: 'InvalidEndpoint', message: err.message });
-    log.warn({ field: err.field, error: err.message }, 'transaction refused: endpoint not allowed');
+    this.deps.metrics.escalations.inc({ reason: v.reason });
+    this.deps.events.record(tx, { type: 'Warning', reason: v.reason, message: v.message });
+    log.warn({ field: v.field, reason: v.reason, error: v.message }, 'transaction refused before any call');
     return { kind: 'done' };
   }
 

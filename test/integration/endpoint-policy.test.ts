@@ -62,4 +62,17 @@ describe('endpoint policy (operator defaults)', () => {
     expect(tx.status?.phase).toBe('Failed');
     expect(tx.status?.message).toMatch(/spec\.branches\[0\]\.endpoint\.service\.namespace: Service in namespace "payments" is not allowed/);
   });
+
+  it('refuses a branch payload over 64 KiB (CEL cannot measure it) without calling anyone', async () => {
+    const before = pay.ledgers();
+    const tx0 = payOrder(pay, { name: 'big-payload', namespace: ns, orderId: 1005 });
+    tx0.spec.branches = tx0.spec.branches.map((b) => ({ ...b, endpoint: { service: { name: b.name, port: 50051 } } }));
+    tx0.spec.branches[2]!.payload = { orderId: 1005, blob: 'x'.repeat(70 * 1024) };
+    await txs.create(tx0);
+    const tx = await failedWith('big-payload');
+    expect(tx.status?.phase).toBe('Failed');
+    expect(tx.status?.conditions?.find((c) => c.type === 'Succeeded')).toMatchObject({ status: 'False', reason: 'PayloadTooLarge' });
+    expect(tx.status?.message).toMatch(/spec\.branches\[2\]\.payload: \d+ bytes of JSON, more than the 65536 allowed/);
+    expect(pay.ledgers()).toEqual(before);
+  });
 });
