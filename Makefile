@@ -33,5 +33,10 @@ proto-check:
 typecheck:
 	npx tsc -p tsconfig.json --noEmit
 
+# Benchmarks against the real control plane (etcd fsync on); under 10 minutes on 2 cores.
+# Prints every figure and appends them to bench/RESULTS.md. One figure: npm run bench -- <scenario>
+bench: setup
+	npx tsx bench/run.ts all
+
 clean:
 	rm -rf dist .tmp
