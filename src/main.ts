@@ -79,6 +79,7 @@ async function main(): Promise<void> {
   // controller-runtime), else rolling updates and PodDisruptionBudgets stall on it.
   let ready = false;
   if (flags.metricsBindAddress !== '0') {
+    metrics.inFlightSource = () => manager!.inFlightCounts();
     const { port } = await serveHttp(flags.metricsBindAddress, { registry: metrics.registry });
     logger.info({ port }, 'serving /metrics');
   }

@@ -38,6 +38,7 @@ interface Written {
 }
 
 const keyOf = (ns: string, name: string) => `${ns}/${name}`;
+const finishedPhases = new Set(['Committed', 'Aborted', 'Completed', 'Compensated', 'Delivered', 'RolledBack', 'Exhausted']);
 
 export class Manager {
   readonly queue: WorkQueue;
@@ -125,10 +126,25 @@ export class Manager {
     } catch (err) {
       metrics.reconcileTotal.inc({ result: 'error' });
       logger.error({ namespace, transaction: name, err: (err as Error).message }, 'reconcile failed, will retry');
+      metrics.queueRetries.inc();
       this.queue.addRateLimited(key);
     } finally {
       end();
     }
+  }
+
+  /** Counts cached transactions that are not finished, by mode and phase (for kubetx_transactions_in_flight). */
+  inFlightCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const inf of this.informers) {
+      for (const o of inf.list() as readonly DistributedTransaction[]) {
+        const phase = o.status?.phase ?? 'Pending';
+        if (finishedPhases.has(phase)) continue;
+        const key = `${o.spec?.mode ?? 'unknown'}/${phase}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+    }
+    return counts;
   }
 
   /** Records an object this operator just wrote (called by the status store wrapper). */

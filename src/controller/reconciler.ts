@@ -90,8 +90,8 @@ export class Reconciler {
 
   private async call(tx: DistributedTransaction, call: Parameters<typeof callParticipant>[2], status: TransactionStatus, log: Logger) {
     const o = await callParticipant(this.deps.caller, tx, call);
-    this.deps.metrics.participantCalls.inc({ method: call.method, outcome: o.kind });
-    this.deps.metrics.participantCallSeconds.observe({ method: call.method }, o.durationMs / 1000);
+    this.deps.metrics.branchCalls.inc({ method: call.method, code: o.code });
+    this.deps.metrics.branchCallSeconds.observe({ method: call.method }, o.durationMs / 1000);
     if (o.kind !== 'ok') {
       log.info({ branch: call.branch, method: call.method, attempt: call.attempt, phase: status.phase, outcome: o.kind, error: o.message }, 'participant call failed');
     }
@@ -111,7 +111,9 @@ export class Reconciler {
       log.info({ phase: status.phase, decision: status.decision }, 'decision persisted');
     }
     if (status.phase && status.phase !== before?.phase && terminalPhases.has(status.phase)) {
-      this.deps.metrics.transactionsFinished.inc({ mode: tx.spec.mode, phase: status.phase });
+      this.deps.metrics.transactions.inc({ mode: tx.spec.mode, result: status.phase });
+      const created = Date.parse(tx.metadata.creationTimestamp ?? '');
+      if (!Number.isNaN(created)) this.deps.metrics.transactionSeconds.observe({ mode: tx.spec.mode, result: status.phase }, Math.max(0, this.deps.now() - created) / 1000);
       if (status.phase === 'Failed') this.deps.metrics.escalations.inc({ reason: 'RetryBudgetExhausted' });
       log.info({ phase: status.phase, message: status.message }, 'transaction finished');
     }

@@ -4,7 +4,7 @@
  * the policy refuses, becomes a classified outcome, so one misbehaving
  * participant cannot break the reconcile of anything else.
  */
-import { Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
 import type { DistributedTransaction } from '../api/types.js';
 import type { Call, CallOutcome, Method } from '../engine/types.js';
 import {
@@ -46,13 +46,16 @@ export interface CallerDeps {
 
 export interface CallObservation extends CallOutcome {
   durationMs: number;
+  /** gRPC status name (OK, ABORTED, UNAVAILABLE, DEADLINE_EXCEEDED, ...), or LOCAL_ERROR when no call was made or its answer was unusable. */
+  code: string;
 }
 
 export async function callParticipant(deps: CallerDeps, tx: DistributedTransaction, call: Call): Promise<CallObservation> {
   const started = deps.now();
   const done = (kind: CallOutcome['kind'], message?: string, data?: string): CallObservation => {
     const finishedAt = deps.now();
-    return { branch: call.branch, method: call.method, attempt: call.attempt, kind, message, data, finishedAt, durationMs: finishedAt - started };
+    const code = kind === 'ok' ? 'OK' : 'LOCAL_ERROR';
+    return { branch: call.branch, method: call.method, attempt: call.attempt, kind, message, data, finishedAt, durationMs: finishedAt - started, code };
   };
   if (call.method === 'CheckPrepared') return checkPrepared(deps, tx, call, done);
   const index = tx.spec.branches.findIndex((b) => b.name === call.branch);
@@ -91,7 +94,7 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
       );
     });
     const kind = classify(call.method, response.err);
-    if (response.err) return done(kind, describeError(response.err));
+    if (response.err) return { ...done(kind, describeError(response.err)), code: Status[response.err.code] ?? `CODE_${response.err.code}` };
     const res = response.res ?? { message: '', data: Buffer.alloc(0) };
     if (res.data.length > maxDataBytes) {
       return done('retryable', `response data is ${res.data.length} bytes, more than the ${maxDataBytes} allowed`);
@@ -151,7 +154,7 @@ async function checkPrepared(
       );
     });
     const kind = classify('CheckPrepared', response.err);
-    if (response.err) return done(kind, describeError(response.err));
+    if (response.err) return { ...done(kind, describeError(response.err)), code: Status[response.err.code] ?? `CODE_${response.err.code}` };
     const state = checkStates[response.res?.state ?? CheckPreparedResponse_State.STATE_UNKNOWN];
     if (!state) return done('retryable', `unrecognized CheckPrepared state ${String(response.res?.state)}`);
     return { ...done('ok', `source answered ${state}`), checkState: state };

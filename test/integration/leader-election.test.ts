@@ -140,8 +140,8 @@ describe('leader election (lease 4s, renew deadline 3s, retry 1s)', () => {
     const [lm, sm] = await Promise.all([leader.op.metrics(), standby.op.metrics()]);
     expect(counterValue(lm, 'kubetx_leader_election_master_status')).toBe(1);
     expect(counterValue(sm, 'kubetx_leader_election_master_status')).toBe(0);
-    expect(counterValue(lm, 'kubetx_participant_calls_total')).toBeGreaterThanOrEqual(3 * 8);
-    expect(counterValue(sm, 'kubetx_participant_calls_total')).toBe(0);
+    expect(counterValue(lm, 'kubetx_branch_calls_total')).toBeGreaterThanOrEqual(3 * 8);
+    expect(counterValue(sm, 'kubetx_branch_calls_total')).toBe(0);
     expect(counterValue(sm, 'kubetx_status_writes_total')).toBe(0);
     expect((await lease(leaseName)).holderIdentity).toBe(leader.id);
   });

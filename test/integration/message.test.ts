@@ -133,7 +133,7 @@ describe('Message: order → inventory, credit', () => {
     expect(credit.applied(message.uid)).toBe(1);
     expect(stock()).toBe(stock0 - 2);
     const m = await operator.metrics();
-    expect(counterValue(m, 'kubetx_participant_calls_total', { method: 'CheckPrepared', outcome: 'ok' })).toBeGreaterThanOrEqual(1);
+    expect(counterValue(m, 'kubetx_branch_calls_total', { method: 'CheckPrepared', code: 'OK' })).toBeGreaterThanOrEqual(1);
   });
 
   it('the upstream rolls back → RolledBack, nothing delivered', async () => {

@@ -125,7 +125,7 @@ describe('TCC payment', () => {
       expect(credit.nextAttemptTime).toBeUndefined();
       expect(tx.status!.branches!.find((b) => b.name === 'order')!.attempts).toBe(1);
       const m = await operator.metrics();
-      expect(counterValue(m, 'kubetx_participant_calls_total', { method: 'Confirm', outcome: 'retryable' })).toBeGreaterThanOrEqual(3);
+      expect(counterValue(m, 'kubetx_branch_calls_total', { method: 'Confirm', code: 'UNAVAILABLE' })).toBeGreaterThanOrEqual(3);
     } finally {
       clearFaults(dbPathIn(pay.dir, 'credit'));
     }
@@ -206,6 +206,24 @@ describe('TCC payment', () => {
     // Each Confirm's effect was applied once even though Confirm was called more than once.
     const confirms = after.credit!.barrier.filter((b) => b.uid === tx.metadata.uid && b.method === 'Confirm');
     expect(confirms).toHaveLength(1);
+  });
+
+  it('exposes metrics and probes that reflect what happened', async () => {
+    expect((await fetch(`http://127.0.0.1:${operator.healthPort}/healthz`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${operator.healthPort}/readyz`)).status).toBe(200);
+    const committed = (await txs.list(ns)).filter((t) => t.status?.phase === 'Committed').length;
+    const m = await operator.metrics();
+    // The operator restarted in the SIGKILL test: its counters cover what it saw since.
+    expect(counterValue(m, 'kubetx_transactions_total', { mode: 'TCC', result: 'Committed' })).toBeGreaterThanOrEqual(1);
+    expect(counterValue(m, 'kubetx_transactions_total', { mode: 'TCC', result: 'Committed' })).toBeLessThanOrEqual(committed);
+    expect(counterValue(m, 'kubetx_transaction_duration_seconds_count', { mode: 'TCC', result: 'Committed' })).toBe(
+      counterValue(m, 'kubetx_transactions_total', { mode: 'TCC', result: 'Committed' }),
+    );
+    expect(counterValue(m, 'kubetx_branch_calls_total', { method: 'Confirm', code: 'OK' })).toBeGreaterThanOrEqual(4);
+    expect(counterValue(m, 'kubetx_status_writes_total', { result: 'ok' })).toBeGreaterThanOrEqual(2);
+    expect(counterValue(m, 'kubetx_leader_election_master_status')).toBe(1);
+    expect(m).toMatch(/^kubetx_workqueue_depth \d+/m);
+    expect(m).toMatch(/^# TYPE kubetx_transactions_in_flight gauge/m);
   });
 
   it('200 transactions applied at once → all terminal, ledgers conserved', async () => {

@@ -11,6 +11,8 @@ export interface OperatorProcess {
   /** Every log line so far (JSON parsed where possible). */
   lines: Array<Record<string, unknown>>;
   metricsPort: number;
+  /** /healthz and /readyz. */
+  healthPort: number;
   waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Prometheus text from /metrics. */
   metrics(): Promise<string>;
@@ -93,12 +95,14 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorProc
   };
 
   const metricsLine = await waitForLog((l) => l.msg === 'serving /metrics');
+  const healthLine = await waitForLog((l) => l.msg === 'serving /healthz and /readyz');
   await waitForLog((l) => l.msg === 'controller started' || l.msg === 'waiting for leadership');
   const metricsPort = metricsLine.port as number;
   return {
     child,
     lines,
     metricsPort,
+    healthPort: healthLine.port as number,
     waitForLog,
     metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
     kill: async (signal = 'SIGTERM') => {
