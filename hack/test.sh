@@ -15,6 +15,8 @@ npx --no-install tsc -p tsconfig.json --noEmit || exit 1
 step "build (tsc → dist/)"
 npx --no-install tsc -p tsconfig.build.json || exit 1
 step "tests (vitest: unit, then integration against the real control plane)"
+# Control-plane processes that were already running (another checkout's tests) are not ours.
+before=$( (pgrep -x kube-apiserver; pgrep -x etcd) | sort)
 npx --no-install vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json "$@"
 rc=$?
 if [ -f .tmp/vitest.json ]; then
@@ -24,8 +26,9 @@ if [ -f .tmp/vitest.json ]; then
     if (r.numTotalTests === 0) process.exit(1);
   ' || rc=1
 fi
-leftover=$(pgrep -x kube-apiserver; pgrep -x etcd) || true
-if [ -n "$leftover" ]; then
+after=$( (pgrep -x kube-apiserver; pgrep -x etcd) | sort)
+leftover=$(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')
+if [ -n "${leftover// /}" ]; then
   echo "test harness left control-plane processes running: $leftover" >&2
   rc=1
 fi
