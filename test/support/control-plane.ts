@@ -34,6 +34,8 @@ export interface ControlPlane {
   stop(): Promise<void>;
   /** Restarts kube-apiserver (same port, same data) — for fault-injection tests. */
   restartApiServer(): Promise<void>;
+  /** Restarts etcd (same port, same data directory) — for fault-injection tests. */
+  restartEtcd(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -62,7 +64,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     const [etcdPort, etcdPeerPort, apiPort] = await freePorts(3);
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
 
-    const etcd = spawnLogged(join(binDir, 'etcd'), [
+    const etcdArgs = [
       `--data-dir=${join(dir, 'etcd')}`,
       `--listen-client-urls=${etcdUrl}`,
       `--advertise-client-urls=${etcdUrl}`,
@@ -71,8 +73,13 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
       '--log-level=warn',
       ...(opts.fsync ? [] : ['--unsafe-no-fsync']),
-    ], join(dir, 'etcd.log'));
-    children.push(etcd);
+    ];
+    const startEtcd = () => {
+      const child = spawnLogged(join(binDir, 'etcd'), etcdArgs, join(dir, 'etcd.log'));
+      children.push(child);
+      return child;
+    };
+    let etcd = startEtcd();
     const reaperTimer = startReaper(dir, () => children.map((c) => c.pid).filter((p): p is number => p !== undefined));
     await waitFor(`etcd on ${etcdUrl}`, etcd, () => httpOk(`${etcdUrl}/health`));
     log(`etcd ready on ${etcdUrl}`);
@@ -134,6 +141,11 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       async restartApiServer() {
         await terminate(api);
         api = await startApiServer();
+      },
+      async restartEtcd() {
+        await terminate(etcd);
+        etcd = startEtcd();
+        await waitFor(`etcd on ${etcdUrl}`, etcd, () => httpOk(`${etcdUrl}/health`));
       },
     };
   } catch (err) {

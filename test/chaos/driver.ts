@@ -1,0 +1,433 @@
+/**
+ * The fault-injection driver. Scenarios take a KubeConfig and the control
+ * plane's restart hooks, run payment TCC transactions (test/support/payment.ts)
+ * while injecting faults, wait for quiescence (event-driven: polling the
+ * objects), and return figures plus invariant violations (invariants.ts).
+ *
+ * Timers only decide WHEN a fault is injected; every wait for an outcome polls.
+ */
+import { randomBytes } from 'node:crypto';
+import * as k8s from '@kubernetes/client-node';
+import { dbPathIn, SERVICES, type ServiceName } from '../../examples/payment/db.js';
+import { clearFaults, setFault, type FaultMethod } from '../../examples/payment/faults.js';
+import type { DistributedTransaction } from '../../src/api/types.js';
+import { eventually } from '../support/env.js';
+import { counterValue, startOperator, type OperatorProcess } from '../support/operator.js';
+import { payOrder, startPayment, terminal, transactions, type PaymentServices } from '../support/payment.js';
+import { HistoryRecorder } from './history.js';
+import { checkHistories, checkTcc, type PaymentTx } from './invariants.js';
+import { allBadParticipants } from './misbehaving.js';
+
+export interface ControlPlaneHooks {
+  restartApiServer?: () => Promise<void>;
+  restartEtcd?: () => Promise<void>;
+}
+
+export interface ChaosContext {
+  kc: k8s.KubeConfig;
+  kubeconfigPath: string;
+  hooks?: ControlPlaneHooks;
+  log?: (msg: string) => void;
+}
+
+export interface ScenarioResult {
+  scenario: string;
+  transactions: number;
+  committed: number;
+  aborted: number;
+  faults: Record<string, number>;
+  seconds: number;
+  violations: string[];
+  notes: string[];
+}
+
+const rand = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function namespace(kc: k8s.KubeConfig, prefix: string): Promise<string> {
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  await retrying(() => kc.makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name, labels: { 'kubetx.io/test': 'true' } } } }));
+  return name;
+}
+
+/** Retries an API call across API server / etcd restarts. */
+async function retrying<T>(fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await delay(250);
+    }
+  }
+}
+
+/** One or more operator processes on one namespace that can be SIGKILLed and restarted. */
+export class Operators {
+  readonly procs: Array<{ id: string; op: OperatorProcess }> = [];
+  kills = 0;
+  constructor(
+    private readonly ctx: ChaosContext,
+    private readonly ns: string,
+    private readonly replicas: number,
+    private readonly leaderElect: boolean,
+    private readonly leaseName = `kubetx-chaos-${randomBytes(2).toString('hex')}`,
+  ) {}
+
+  private async startOne(id: string): Promise<OperatorProcess> {
+    const args = this.leaderElect
+      ? ['--leader-elect', '--leader-election-namespace', this.ns, '--leader-election-id', this.leaseName,
+        '--lease-duration', '4s', '--renew-deadline', '3s', '--retry-period', '1s']
+      : [];
+    return retrying(() => startOperator({ kubeconfig: this.ctx.kubeconfigPath, namespaces: [this.ns], args, env: { POD_NAME: id, POD_NAMESPACE: this.ns } }));
+  }
+
+  async start(): Promise<void> {
+    const tag = randomBytes(2).toString('hex');
+    const ids = Array.from({ length: this.replicas }, (_, i) => `kubetx-${tag}-${i}`);
+    const ops = await Promise.all(ids.map((id) => this.startOne(id)));
+    ids.forEach((id, i) => this.procs.push({ id, op: ops[i]! }));
+  }
+
+  /** The replica to kill: the Lease holder with leader election, otherwise a random one. */
+  private async victim(): Promise<number> {
+    if (this.leaderElect) {
+      try {
+        const lease = await this.ctx.kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: this.leaseName, namespace: this.ns });
+        const i = this.procs.findIndex((p) => p.id === lease.spec?.holderIdentity);
+        if (i >= 0) return i;
+      } catch {
+        // no lease yet, or the API server is restarting
+      }
+    }
+    return Math.floor(Math.random() * this.procs.length);
+  }
+
+  /** SIGKILL (no cleanup at all), then start the same identity again. */
+  async killAndRestart(): Promise<void> {
+    const i = await this.victim();
+    const p = this.procs[i]!;
+    await p.op.kill('SIGKILL');
+    this.kills++;
+    this.ctx.log?.(`SIGKILL operator ${p.id} (kill #${this.kills})`);
+    p.op = await this.startOne(p.id);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.procs.map((p) => p.op.kill('SIGKILL')));
+  }
+}
+
+export interface TccChaosOptions {
+  transactions: number;
+  /** Operator SIGKILLs (the leader's, with leaderElect). */
+  operatorKills: number;
+  apiServerRestarts?: number;
+  etcdRestarts?: number;
+  /** Payment service stop + restart. */
+  participantRestarts?: number;
+  /** Probability per 200 ms tick of arming a random fault (fail; hang when `hangs`). */
+  faultRate?: number;
+  hangs?: boolean;
+  /** Two replicas with leader election. */
+  leaderElect?: boolean;
+  /** Mean gap between transaction creations. */
+  createEveryMs?: number;
+  quiesceTimeoutMs?: number;
+}
+
+/** Payment TCC transactions under operator kills, participant errors/hangs/restarts and control-plane restarts. */
+export async function runTccChaos(ctx: ChaosContext, o: TccChaosOptions): Promise<ScenarioResult> {
+  const started = Date.now();
+  const log = ctx.log ?? (() => undefined);
+  const ns = await namespace(ctx.kc, 'chaos');
+  const txs = transactions(ctx.kc);
+  const pay = await startPayment();
+  // Enough stock for every transaction (qty 2); conservation is checked against this.
+  pay.services.inventory.db.prepare(`UPDATE items SET stock = stock + ?`).run(2 * o.transactions);
+  const recorder = new HistoryRecorder(ctx.kc, ns);
+  await recorder.start();
+  const ops = new Operators(ctx, ns, o.leaderElect ? 2 : 1, o.leaderElect ?? false);
+  const faults: Record<string, number> = { operatorKill: 0, apiServerRestart: 0, etcdRestart: 0, participantRestart: 0, participantFault: 0, hang: 0 };
+  const created: PaymentTx[] = [];
+  try {
+    await ops.start();
+    const before = pay.ledgers();
+
+    // Random participant errors: a timer arms `fail` (and `hang`, `refuse` on Try) faults with a remaining count.
+    let flapping = true;
+    const flapper = (async () => {
+      while (flapping) {
+        if (Math.random() < (o.faultRate ?? 0.3)) {
+          const svc = pick(SERVICES);
+          const method = pick<FaultMethod>(['Try', 'Confirm', 'Cancel']);
+          const r = Math.random();
+          try {
+            if (o.hangs && r < 0.15) {
+              setFault(dbPathIn(pay.dir, svc), { method, mode: 'hang', remaining: 1 });
+              faults.hang!++;
+            } else if (method === 'Try' && r < 0.35) {
+              setFault(dbPathIn(pay.dir, svc), { method, mode: 'refuse', remaining: 1 });
+              faults.participantFault!++;
+            } else {
+              setFault(dbPathIn(pay.dir, svc), { method, mode: 'fail', remaining: 1 + Math.floor(Math.random() * 3), after: Math.random() < 0.3 && method !== 'Try' });
+              faults.participantFault!++;
+            }
+          } catch (err) {
+            log(`could not arm a fault: ${String(err)}`);
+          }
+        }
+        await delay(200);
+      }
+    })();
+
+    // The planned disruptive faults, in random order, at random moments while transactions are created.
+    const actions: Array<() => Promise<void>> = [];
+    for (let i = 0; i < o.operatorKills; i++) actions.push(async () => { await ops.killAndRestart(); faults.operatorKill!++; });
+    for (let i = 0; i < (o.apiServerRestarts ?? 0) && ctx.hooks?.restartApiServer; i++) {
+      actions.push(async () => { log('restarting kube-apiserver'); await ctx.hooks!.restartApiServer!(); faults.apiServerRestart!++; });
+    }
+    for (let i = 0; i < (o.etcdRestarts ?? 0) && ctx.hooks?.restartEtcd; i++) {
+      actions.push(async () => { log('restarting etcd'); await ctx.hooks!.restartEtcd!(); faults.etcdRestart!++; });
+    }
+    for (let i = 0; i < (o.participantRestarts ?? 0); i++) {
+      actions.push(async () => {
+        const svc: ServiceName = pick(SERVICES);
+        log(`stopping payment service ${svc}`);
+        await pay.stop(svc);
+        await delay(rand(500, 3000));
+        await pay.restart(svc);
+        faults.participantRestart!++;
+      });
+    }
+    actions.sort(() => Math.random() - 0.5);
+    const every = o.createEveryMs ?? 250;
+    const spanMs = o.transactions * every;
+    const injector = (async () => {
+      for (const a of actions) {
+        await delay(rand(0.3, 1.7) * (spanMs / Math.max(1, actions.length)));
+        await a();
+      }
+    })();
+
+    // Orders are added up front: the order service may be stopped (its database closed) mid-run.
+    const orderIds = Array.from({ length: o.transactions }, (_, i) => 100_000 + i);
+    pay.addOrders(orderIds);
+    const creator = (async () => {
+      for (let i = 0; i < o.transactions; i++) {
+        const orderId = orderIds[i]!;
+        const name = `pay-${orderId}`;
+        const tx = payOrder(pay, { name, namespace: ns, orderId, timeout: '20s', callTimeout: '2s' });
+        await retrying(async () => {
+          try {
+            await txs.create(tx);
+          } catch (err) {
+            if ((err as { code?: number }).code !== 409) throw err; // created by an earlier attempt
+          }
+        });
+        created.push({ name, orderId, qty: 2, credit: 10 });
+        await delay(rand(0, 2 * every));
+      }
+    })();
+    await Promise.all([creator, injector]);
+    flapping = false;
+    await flapper;
+    for (const s of SERVICES) clearFaults(dbPathIn(pay.dir, s));
+    log(`all ${created.length} transactions created, ${JSON.stringify(faults)}; waiting for quiescence`);
+
+    const objects = await quiesce(txs, ns, created.map((c) => c.name), o.quiesceTimeoutMs ?? 180_000).catch(async () => retrying(() => txs.list(ns)));
+    // Ledgers settle with the last status write: the outcome is written after the last Confirm/Cancel answered.
+    const tcc = checkTcc({ before, after: pay.ledgers(), created, objects });
+    const hist = checkHistories(recorder.history, created.map((c) => c.name));
+    return {
+      scenario: `tcc${o.leaderElect ? '-leader-election' : ''}`,
+      transactions: created.length,
+      committed: tcc.committed,
+      aborted: tcc.aborted,
+      faults,
+      seconds: (Date.now() - started) / 1000,
+      violations: [...tcc.violations, ...hist],
+      notes: [`watch reconnects: ${recorder.reconnects}`],
+    };
+  } finally {
+    recorder.stop();
+    await ops.stop();
+    await pay.stopAll();
+  }
+}
+
+async function quiesce(txs: ReturnType<typeof transactions>, ns: string, names: string[], timeoutMs: number): Promise<DistributedTransaction[]> {
+  return eventually(`${names.length} transactions terminal`, async () => {
+    const all = await txs.list(ns);
+    const byName = new Map(all.map((t) => [t.metadata.name, t]));
+    return names.every((n) => terminal.has(byName.get(n)?.status?.phase ?? '')) ? all : undefined;
+  }, timeoutMs);
+}
+
+/**
+ * Two replicas WITHOUT leader election on the same objects: only optimistic
+ * concurrency (resourceVersion preconditions) stands between them and a double
+ * decision. Confirm/Try failures keep transactions open long enough to race.
+ */
+export async function runRacingReplicas(ctx: ChaosContext, o: { transactions: number; kills?: number }): Promise<ScenarioResult> {
+  const started = Date.now();
+  const ns = await namespace(ctx.kc, 'race');
+  const txs = transactions(ctx.kc);
+  const pay = await startPayment();
+  const recorder = new HistoryRecorder(ctx.kc, ns);
+  await recorder.start();
+  const ops = new Operators(ctx, ns, 2, false);
+  const created: PaymentTx[] = [];
+  const faults: Record<string, number> = { operatorKill: 0, participantFault: 0 };
+  try {
+    await ops.start();
+    const before = pay.ledgers();
+    let nextOrder = 200_000;
+    for (let i = 0; i < o.transactions; i++) {
+      // Every few transactions a participant fails for a while, so both replicas retry the same objects.
+      if (i % 4 === 0) {
+        const method = pick<FaultMethod>(['Try', 'Confirm', 'Cancel']);
+        setFault(dbPathIn(pay.dir, pick(SERVICES)), { method, mode: method === 'Try' && i % 8 === 0 ? 'refuse' : 'fail', remaining: 1 + (i % 3) });
+        faults.participantFault!++;
+      }
+      const orderId = nextOrder++;
+      pay.addOrders([orderId]);
+      const name = `race-${orderId}`;
+      await txs.create(payOrder(pay, { name, namespace: ns, orderId, timeout: '20s', callTimeout: '2s' }));
+      created.push({ name, orderId, qty: 2, credit: 10 });
+      if (o.kills && i === Math.floor(o.transactions / 2)) {
+        for (let k = 0; k < o.kills; k++) await ops.killAndRestart();
+        faults.operatorKill = ops.kills;
+      }
+    }
+    const objects = await quiesce(txs, ns, created.map((c) => c.name), 120_000).catch(() => txs.list(ns));
+    for (const s of SERVICES) clearFaults(dbPathIn(pay.dir, s));
+    const tcc = checkTcc({ before, after: pay.ledgers(), created, objects });
+    // 409s the replicas got on status writes (counters of the processes alive now, i.e. since their last restart).
+    let conflicts = 0;
+    for (const p of ops.procs) conflicts += counterValue(await p.op.metrics().catch(() => ''), 'kubetx_status_writes_total', { result: 'conflict' });
+    return {
+      scenario: 'racing-replicas-no-leader-election',
+      transactions: created.length,
+      committed: tcc.committed,
+      aborted: tcc.aborted,
+      faults,
+      seconds: (Date.now() - started) / 1000,
+      violations: [...tcc.violations, ...checkHistories(recorder.history, created.map((c) => c.name))],
+      notes: [`status-write conflicts (409) seen by the replicas: ${conflicts}`],
+    };
+  } finally {
+    recorder.stop();
+    await ops.stop();
+    await pay.stopAll();
+  }
+}
+
+/**
+ * Misbehaving participants (garbage bytes, wrong status codes, very slow,
+ * connection resets) in some transactions; well-behaved transactions created
+ * at the same time must commit normally and fast.
+ */
+export async function runIsolation(ctx: ChaosContext, o: { good: number; badPerKind: number; fastMs?: number; spreadMs?: number }): Promise<ScenarioResult> {
+  const started = Date.now();
+  const ns = await namespace(ctx.kc, 'isolation');
+  const txs = transactions(ctx.kc);
+  const pay = await startPayment();
+  const bad = await allBadParticipants();
+  const ops = new Operators(ctx, ns, 1, false);
+  const fastMs = o.fastMs ?? 15_000;
+  const violations: string[] = [];
+  const notes: string[] = [];
+  try {
+    await ops.start();
+    const before = pay.ledgers();
+    let nextOrder = 300_000;
+    // The bad transactions first, so they occupy the operator when the good ones arrive.
+    const badNames: Array<{ name: string; kind: string }> = [];
+    for (const b of bad) {
+      for (let i = 0; i < o.badPerKind; i++) {
+        const orderId = nextOrder++;
+        pay.addOrders([orderId]);
+        const tx = payOrder(pay, { name: `bad-${b.kind}-${orderId}`, namespace: ns, orderId, timeout: '8s', callTimeout: '2s' });
+        tx.spec.branches[3]!.endpoint = { address: b.address };
+        await txs.create(tx);
+        badNames.push({ name: tx.metadata.name, kind: b.kind });
+      }
+    }
+    const good: PaymentTx[] = [];
+    const createdAt = new Map<string, number>();
+    // Completion times are taken by a poll that runs while the good transactions are being created.
+    const finishedAt = new Map<string, number>();
+    let latest: DistributedTransaction[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        try {
+          latest = await txs.list(ns);
+          for (const t of latest) if (terminal.has(t.status?.phase ?? '') && !finishedAt.has(t.metadata.name)) finishedAt.set(t.metadata.name, Date.now());
+        } catch {
+          // transient; the next poll catches up
+        }
+        await delay(100);
+      }
+    })();
+    // Spread over the bad transactions' Try timeout (8s) and their Cancel phase.
+    for (let i = 0; i < o.good; i++) {
+      if (i > 0) await delay(o.spreadMs ?? 0);
+      const orderId = nextOrder++;
+      pay.addOrders([orderId]);
+      const name = `good-${orderId}`;
+      createdAt.set(name, Date.now());
+      await txs.create(payOrder(pay, { name, namespace: ns, orderId, timeout: '20s', callTimeout: '2s' }));
+      good.push({ name, orderId, qty: 2, credit: 10 });
+    }
+    const objects = await eventually('good transactions terminal', async () => (good.every((g) => finishedAt.has(g.name)) ? latest : undefined), 60_000)
+      .finally(async () => {
+        polling = false;
+        await poller;
+      });
+    let slowest = 0;
+    for (const g of good) {
+      const ms = finishedAt.get(g.name)! - createdAt.get(g.name)!;
+      slowest = Math.max(slowest, ms);
+      if (ms > fastMs) violations.push(`${g.name}: took ${ms} ms next to misbehaving participants`);
+    }
+    const ledgers = pay.ledgers();
+    // Only the good transactions are terminal; check them alone (the bad ones keep the conservation sums open).
+    const tcc = checkTcc({ before, after: ledgers, created: good, objects });
+    violations.push(...tcc.violations.filter((v) => !/^(inventory|credit|order):/.test(v)));
+    if (tcc.committed !== good.length) violations.push(`only ${tcc.committed}/${good.length} good transactions committed`);
+    const byName = new Map(objects.map((t) => [t.metadata.name, t]));
+    for (const b of badNames) {
+      const t = byName.get(b.name);
+      if (t?.status?.phase === 'Committed' || t?.status?.decision === 'Confirm') violations.push(`${b.name}: committed through a ${b.kind} participant`);
+    }
+    notes.push(`slowest good transaction: ${slowest} ms`);
+    notes.push(`bad transactions: ${badNames.map((b) => `${b.kind}=${byName.get(b.name)?.status?.phase}`).join(', ')}`);
+    return {
+      scenario: 'misbehaving-participant-isolation',
+      transactions: good.length + badNames.length,
+      committed: tcc.committed,
+      aborted: 0,
+      faults: Object.fromEntries(bad.map((b) => [b.kind, o.badPerKind])),
+      seconds: (Date.now() - started) / 1000,
+      violations,
+      notes,
+    };
+  } finally {
+    await ops.stop();
+    await Promise.all(bad.map((b) => b.stop()));
+    await pay.stopAll();
+  }
+}
+
+export function formatResult(r: ScenarioResult): string {
+  return [
+    `== ${r.scenario}: ${r.transactions} transactions (${r.committed} committed, ${r.aborted} aborted) in ${r.seconds.toFixed(1)} s`,
+    `   faults: ${JSON.stringify(r.faults)}`,
+    ...r.notes.map((n) => `   ${n}`),
+    r.violations.length ? `   VIOLATIONS (${r.violations.length}):\n${r.violations.map((v) => `     - ${v}`).join('\n')}` : '   invariants: all hold',
+  ].join('\n');
+}

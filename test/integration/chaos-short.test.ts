@@ -1,0 +1,56 @@
+/**
+ * The chaos suite's short version (test/chaos/, `make chaos` runs the long
+ * one). It starts its own control plane so it can restart kube-apiserver
+ * without disturbing the other test files.
+ *   - 40 TCC payments with random participant errors, 3 operator SIGKILLs and
+ *     one kube-apiserver restart: every transaction terminal, ledgers agree;
+ *   - two replicas without leader election racing on 20 transactions: the
+ *     decision never changes and the phase only moves forward;
+ *   - misbehaving participants do not slow down other transactions.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { installCrds } from '../support/crds.js';
+import { formatResult, runIsolation, runRacingReplicas, runTccChaos, type ChaosContext } from '../chaos/driver.js';
+
+let cp: ControlPlane;
+let ctx: ChaosContext;
+const log = (m: string) => process.stderr.write(`[chaos] ${m}\n`);
+
+beforeAll(async () => {
+  cp = await startControlPlane();
+  await installCrds(cp.kubeconfigPath);
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(cp.kubeconfigPath);
+  ctx = { kc, kubeconfigPath: cp.kubeconfigPath, hooks: { restartApiServer: cp.restartApiServer }, log };
+});
+
+afterAll(async () => {
+  await cp?.stop();
+});
+
+describe('chaos (short)', () => {
+  it('40 TCC payments survive participant errors, 3 operator SIGKILLs and a kube-apiserver restart', async () => {
+    const r = await runTccChaos(ctx, { transactions: 40, operatorKills: 3, apiServerRestarts: 1, faultRate: 0.3, createEveryMs: 250, quiesceTimeoutMs: 90_000 });
+    log(formatResult(r));
+    expect(r.violations).toEqual([]);
+    expect(r.transactions).toBe(40);
+    expect(r.committed + r.aborted).toBe(40);
+    expect(r.faults.operatorKill).toBe(3);
+    expect(r.faults.apiServerRestart).toBe(1);
+  }, 170_000);
+
+  it('two replicas without leader election never decide twice (20 transactions)', async () => {
+    const r = await runRacingReplicas(ctx, { transactions: 20 });
+    log(formatResult(r));
+    expect(r.violations).toEqual([]);
+    expect(r.committed + r.aborted).toBe(20);
+  }, 120_000);
+
+  it('misbehaving participants do not affect other transactions', async () => {
+    const r = await runIsolation(ctx, { good: 8, badPerKind: 1, spreadMs: 1500 });
+    log(formatResult(r));
+    expect(r.violations).toEqual([]);
+  }, 90_000);
+});
