@@ -17,6 +17,8 @@ import { parseFlags, usage, UsageRequested, type OperatorFlags } from './cmd/fla
 import { parseDuration } from './engine/index.js';
 import { makeLogger } from './log.js';
 import { ChannelPool } from './participants/pool.js';
+import { EndpointLimiter } from './participants/endpoint-limiter.js';
+import { ForwardAdmission } from './controller/admission.js';
 import { loadTlsSecret } from './participants/tls-secret.js';
 
 async function main(): Promise<void> {
@@ -66,12 +68,14 @@ async function main(): Promise<void> {
       now,
       defaultCallTimeoutMs: flags.defaultCallTimeoutMs,
       parseDuration,
+      limiter: flags.maxCallsPerEndpoint > 0 ? new EndpointLimiter(flags.maxCallsPerEndpoint) : undefined,
     },
     events: new EventRecorder(kc, logger, flags.identity, now),
     metrics,
     logger,
     now,
     defaultTtlMs: flags.defaultTtlMs,
+    admission: flags.maxForwardTransactions > 0 ? new ForwardAdmission(flags.maxForwardTransactions, () => manager?.cachedTransactions() ?? [], now) : undefined,
   });
   manager = new Manager({ kubeConfig: kc, reconciler, store: apiStore, metrics, logger, workers: flags.workers, namespaces: flags.namespaces, resyncMs: flags.resyncMs });
 

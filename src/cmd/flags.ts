@@ -27,6 +27,10 @@ export interface OperatorFlags {
   retryPeriodMs: number;
   resyncMs: number;
   identity: string;
+  /** 0 = unlimited. */
+  maxCallsPerEndpoint: number;
+  /** 0 = unlimited. */
+  maxForwardTransactions: number;
 }
 
 export const usage = `kubetx operator
@@ -50,6 +54,8 @@ export const usage = `kubetx operator
   --renew-deadline DUR              (default 10s)
   --retry-period DUR                (default 2s)
   --resync-period DUR               re-list and requeue everything this often (default 5m)
+  --max-calls-per-endpoint N        participant calls in flight per endpoint; more wait in FIFO order (default 32; 0 = unlimited)
+  --max-forward-transactions N      TCC/Saga transactions in their forward phase at once; new ones wait Pending (default 0 = unlimited)
 `;
 
 export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorFlags {
@@ -76,6 +82,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'renew-deadline': { type: 'string', default: '10s' },
       'retry-period': { type: 'string', default: '2s' },
       'resync-period': { type: 'string', default: '5m' },
+      'max-calls-per-endpoint': { type: 'string', default: '32' },
+      'max-forward-transactions': { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -92,6 +100,12 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(values['log-level'])) {
     throw new Error(`--log-level: unknown level "${values['log-level']}"`);
   }
+  const count = (flag: 'max-calls-per-endpoint' | 'max-forward-transactions') => {
+    const v = values[flag];
+    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n)) throw new Error(`--${flag}: want an integer >= 0 (0 = unlimited), got "${v}"`);
+    return n;
+  };
   const serviceOverrides = new Map<string, string>();
   for (const o of values['service-override']) {
     const m = /^([a-z0-9-]+\.[a-z0-9-]+)=(.+:\d+)$/.exec(o);
@@ -119,6 +133,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     retryPeriodMs: duration('retry-period', values['retry-period']),
     resyncMs: duration('resync-period', values['resync-period']),
     identity: env.POD_NAME ?? `${env.HOSTNAME ?? 'kubetx'}-${process.pid}`,
+    maxCallsPerEndpoint: count('max-calls-per-endpoint'),
+    maxForwardTransactions: count('max-forward-transactions'),
   };
   if (!(flags.retryPeriodMs < flags.renewDeadlineMs && flags.renewDeadlineMs < flags.leaseMs)) {
     throw new Error('--retry-period < --renew-deadline < --lease-duration must hold');

@@ -147,6 +147,11 @@ export class Manager {
     return counts;
   }
 
+  /** Every transaction in the informer caches (for --max-forward-transactions' count). */
+  *cachedTransactions(): Iterable<DistributedTransaction> {
+    for (const inf of this.informers) yield* inf.list() as readonly DistributedTransaction[];
+  }
+
   /** Records an object this operator just wrote (called by the status store wrapper). */
   noteWritten(before: DistributedTransaction, after: DistributedTransaction): void {
     const key = keyOf(after.metadata.namespace, after.metadata.name);

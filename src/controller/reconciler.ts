@@ -22,6 +22,7 @@ import { findSpecViolation, type SpecViolation } from './spec-checks.js';
 import type { EventSink } from './events.js';
 import type { OperatorMetrics } from './metrics.js';
 import type { StatusStore } from './status-writer.js';
+import { forwardDeadline, waitMs, type Admission, type ForwardAdmission } from './admission.js';
 
 export type ReconcileResult =
   | { kind: 'done'; requeueAfterMs?: number }
@@ -37,6 +38,8 @@ export interface ReconcilerDeps {
   now: () => number;
   /** Applied when a transaction sets no ttlAfterFinished; undefined = keep finished transactions. */
   defaultTtlMs?: number;
+  /** --max-forward-transactions: not-started TCC/Saga transactions wait for capacity here. */
+  admission?: ForwardAdmission;
 }
 
 /** Phases nothing can change any more. Failed is not among them: a human's kubetx.io/retry resumes it, through the engine. */
@@ -62,6 +65,14 @@ export class Reconciler {
     const invalid = findSpecViolation(tx, this.deps.caller.policy);
     if (invalid && !tx.status?.decision && tx.status?.phase !== 'Failed') return this.refuseInvalid(tx, invalid, log);
     if (invalid && !tx.status?.decision && !pendingRequest) return { kind: 'done' };
+    if (deps.admission?.applies(tx) && !pendingRequest) {
+      // Past its forward deadline it goes to the engine, which times it out (Cancel).
+      const deadline = forwardDeadline(tx, parseDuration);
+      if (deadline === undefined || deps.now() < deadline) {
+        const a = deps.admission.admit(tx);
+        if (!a.admitted) return this.waitForCapacity(tx, a, deadline, log);
+      }
+    }
 
     let status: TransactionStatus | undefined = tx.status;
     let outcomes: CallOutcome[] = [];
@@ -125,6 +136,27 @@ export class Reconciler {
       this.deps.events.record(tx, e);
       if (e.type === 'Warning') log.debug({ reason: e.reason, note: e.message }, 'event');
     }
+  }
+
+  /** Not admitted: say so once (Pending, Succeeded=Unknown WaitingForCapacity) and look again soon. */
+  private async waitForCapacity(tx: DistributedTransaction, a: Extract<Admission, { admitted: false }>, deadline: number | undefined, log: Logger): Promise<ReconcileResult> {
+    const now = this.deps.now();
+    const requeueAfterMs = waitMs(deadline, now);
+    const cond = tx.status?.conditions?.find((c) => c.type === 'Succeeded');
+    if (tx.status?.phase === 'Pending' && cond?.reason === 'WaitingForCapacity') return { kind: 'done', requeueAfterMs };
+    const message = `waiting for capacity: ${a.inForward} transactions in the forward phase (--max-forward-transactions=${a.max})`;
+    const status: TransactionStatus = {
+      ...tx.status,
+      phase: 'Pending',
+      observedGeneration: tx.metadata.generation,
+      message,
+      conditions: setCondition(tx.status?.conditions, { type: 'Succeeded', status: 'Unknown', reason: 'WaitingForCapacity', message, observedGeneration: tx.metadata.generation }, now),
+    };
+    const written = await this.deps.store.writeStatus(tx, status);
+    if (written.kind === 'conflict') return { kind: 'conflict' };
+    if (written.kind === 'gone') return { kind: 'done' };
+    log.debug({ inForward: a.inForward, max: a.max }, 'waiting for capacity');
+    return { kind: 'done', requeueAfterMs };
   }
 
   /** A spec the operator will not act on: Failed before any call, with a condition and an Event. */

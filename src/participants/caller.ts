@@ -21,6 +21,7 @@ import {
 import { classify, describeError } from './classify.js';
 import type { ChannelPool, TlsMaterial } from './pool.js';
 import { resolveEndpoint, type EndpointPolicy } from './endpoint.js';
+import type { EndpointLimiter } from './endpoint-limiter.js';
 
 const methodPaths: Record<Exclude<Method, 'CheckPrepared'>, string> = {
   Try: TccParticipantService.try.path,
@@ -32,6 +33,7 @@ const methodPaths: Record<Exclude<Method, 'CheckPrepared'>, string> = {
 };
 
 const maxDataBytes = 4096;
+const noRelease = Promise.resolve(() => undefined);
 
 export interface CallerDeps {
   pool: ChannelPool;
@@ -42,6 +44,8 @@ export interface CallerDeps {
   /** Default deadline of one call when the branch sets none. */
   defaultCallTimeoutMs: number;
   parseDuration: (d: string) => number;
+  /** --max-calls-per-endpoint: calls wait here for a slot; the call's deadline starts once it has one. */
+  limiter?: EndpointLimiter;
 }
 
 export interface CallObservation extends CallOutcome {
@@ -82,6 +86,7 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
       result: call.result ? Buffer.from(call.result, 'base64') : Buffer.alloc(0),
     };
     const timeoutMs = branch.callTimeout ? deps.parseDuration(branch.callTimeout) : deps.defaultCallTimeoutMs;
+    const release = await (deps.limiter?.acquire(endpoint.target) ?? noRelease);
     const response = await new Promise<{ err: ServiceError | null; res?: BranchResponse }>((resolve) => {
       client.makeUnaryRequest(
         methodPaths[call.method as Exclude<Method, 'CheckPrepared'>],
@@ -92,7 +97,7 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
         { deadline: new Date(Date.now() + timeoutMs) },
         (err, res) => resolve({ err: err ?? null, res }),
       );
-    });
+    }).finally(release);
     const kind = classify(call.method, response.err);
     if (response.err) return { ...done(kind, describeError(response.err)), code: Status[response.err.code] ?? `CODE_${response.err.code}` };
     const res = response.res ?? { message: '', data: Buffer.alloc(0) };
@@ -142,6 +147,7 @@ async function checkPrepared(
       operation: source.operation ?? '',
       payload: payload === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(payload)),
     };
+    const release = await (deps.limiter?.acquire(endpoint.target) ?? noRelease);
     const response = await new Promise<{ err: ServiceError | null; res?: CheckPreparedResponse }>((resolve) => {
       client.makeUnaryRequest(
         MessageSourceService.checkPrepared.path,
@@ -152,7 +158,7 @@ async function checkPrepared(
         { deadline: new Date(Date.now() + deps.defaultCallTimeoutMs) },
         (err, res) => resolve({ err: err ?? null, res }),
       );
-    });
+    }).finally(release);
     const kind = classify('CheckPrepared', response.err);
     if (response.err) return { ...done(kind, describeError(response.err)), code: Status[response.err.code] ?? `CODE_${response.err.code}` };
     const state = checkStates[response.res?.state ?? CheckPreparedResponse_State.STATE_UNKNOWN];

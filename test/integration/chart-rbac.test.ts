@@ -110,6 +110,8 @@ describe('chart: lint, render, schema', () => {
       renewDeadlineMs: 10_000,
       retryPeriodMs: 2000,
       identity: 'kubetx-abc',
+      maxCallsPerEndpoint: 32,
+      maxForwardTransactions: 0,
     });
     const svc = r.one<{ spec: k8s.V1ServiceSpec }>('Service');
     expect(svc.spec.ports).toEqual([expect.objectContaining({ name: 'metrics', port: 8080, targetPort: 'metrics' })]);
@@ -128,6 +130,7 @@ describe('chart: lint, render, schema', () => {
         defaultCallTimeout: '2s',
         logLevel: 'debug',
         clusterDomain: 'corp.example',
+        flowControl: { maxCallsPerEndpoint: 8, maxForwardTransactions: 100 },
         leaderElection: { leaseName: 'tx-lease', leaseDuration: '30s', renewDeadline: '20s', retryPeriod: '4s' },
       },
     });
@@ -147,6 +150,8 @@ describe('chart: lint, render, schema', () => {
       leaseMs: 30_000,
       renewDeadlineMs: 20_000,
       retryPeriodMs: 4000,
+      maxCallsPerEndpoint: 8,
+      maxForwardTransactions: 100,
     });
     const off = renderChart({ release: 'tx', namespace: 'ops', values: { replicaCount: 1, leaderElection: { enabled: false } } });
     expect(parseFlags(operatorContainer(off).args ?? [], {}).leaderElect).toBe(false);
@@ -177,6 +182,7 @@ describe('chart: lint, render, schema', () => {
   // Each bad value fails the render, and the message names it.
   it.each<[string, Record<string, unknown>, RegExp]>([
     ['workers: -1', { workers: -1 }, /at '\/workers': minimum/],
+    ['flowControl.maxCallsPerEndpoint: -1', { flowControl: { maxCallsPerEndpoint: -1 } }, /at '\/flowControl\/maxCallsPerEndpoint': minimum/],
     ['workers: 5000', { workers: 5000 }, /at '\/workers': maximum/],
     ['workers: "4" (a string)', { workers: '4' }, /at '\/workers': got string, want integer/],
     ['logLevel: loud', { logLevel: 'loud' }, /at '\/logLevel': value must be one of 'trace', 'debug', 'info'/],

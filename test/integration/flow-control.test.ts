@@ -1,0 +1,113 @@
+/**
+ * Peak shaving: a burst of 500 TCC transactions against one participant, with
+ * the operator limited to 5 calls in flight per endpoint and 50 transactions
+ * in the forward phase. The participant never sees more than 5 concurrent
+ * calls, transactions beyond the 50 wait Pending (WaitingForCapacity), and
+ * every one of them still commits.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DistributedTransaction } from '../../src/api/types.js';
+import { serveParticipant, type Participant } from '../../src/sdk/index.js';
+import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
+import { startOperator, type OperatorProcess } from '../support/operator.js';
+import { transactions } from '../support/payment.js';
+
+// ~40 s for 500 on an idle 2-core machine; KUBETX_FLOW_TOTAL makes it smaller for a quick run.
+const TOTAL = Number(process.env.KUBETX_FLOW_TOTAL ?? 500);
+const MAX_CALLS = 5;
+const MAX_FORWARD = 50;
+
+let kc: k8s.KubeConfig;
+let ns: string;
+let operator: OperatorProcess;
+let participant: Participant;
+let txs: ReturnType<typeof transactions>;
+const load = { current: 0, max: 0, calls: 0 };
+
+beforeAll(async () => {
+  kc = kubeConfig();
+  ns = await freshNamespace(kc, 'flow');
+  txs = transactions(kc);
+  const handler = async () => {
+    load.current++;
+    load.calls++;
+    load.max = Math.max(load.max, load.current);
+    try {
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 5));
+    } finally {
+      load.current--;
+    }
+  };
+  participant = await serveParticipant({
+    address: '127.0.0.1:0',
+    logger: pino({ level: 'silent' }),
+    tcc: { try: handler, confirm: handler, cancel: handler },
+  });
+  operator = await startOperator({
+    kubeconfig: kubeconfigPath(),
+    namespaces: [ns],
+    // More workers than the forward limit, so the limit (not the worker count) is what holds transactions back.
+    args: ['--workers', '128', '--max-calls-per-endpoint', String(MAX_CALLS), '--max-forward-transactions', String(MAX_FORWARD)],
+  });
+});
+
+afterAll(async () => {
+  await operator?.kill();
+  await participant?.shutdown(0);
+});
+
+function tcc(name: string): DistributedTransaction {
+  return {
+    apiVersion: 'kubetx.io/v1alpha1',
+    kind: 'DistributedTransaction',
+    metadata: { name, namespace: ns } as DistributedTransaction['metadata'],
+    spec: {
+      mode: 'TCC',
+      // Waiting for capacity counts against the forward timeout: leave room for the whole burst.
+      timeout: '5m',
+      retry: { initialInterval: '200ms', maxInterval: '1s', multiplier: 2, maxAttempts: 0 },
+      branches: ['a', 'b'].map((b) => ({ name: b, endpoint: { address: `127.0.0.1:${participant.port}` }, operation: 'op', payload: { n: 1 }, callTimeout: '5s' })),
+    },
+  };
+}
+
+describe('flow control', () => {
+  it(`a burst of ${TOTAL}: ≤ ${MAX_CALLS} concurrent calls per endpoint, the rest wait Pending, all commit`, async () => {
+    const waiting = new Set<string>();
+    const phases = new Map<string, string>();
+    const watch = await new k8s.Watch(kc).watch(
+      `/apis/kubetx.io/v1alpha1/namespaces/${ns}/distributedtransactions`,
+      {},
+      (_type, obj: DistributedTransaction) => {
+        phases.set(obj.metadata.name, obj.status?.phase ?? '');
+        const c = obj.status?.conditions?.find((x) => x.type === 'Succeeded');
+        if (obj.status?.phase === 'Pending' && c?.status === 'Unknown' && c.reason === 'WaitingForCapacity') waiting.add(obj.metadata.name);
+      },
+      () => undefined,
+    );
+    try {
+      const started = Date.now();
+      const names = Array.from({ length: TOTAL }, (_, i) => `burst-${String(i).padStart(3, '0')}`);
+      for (let i = 0; i < names.length; i += 50) await Promise.all(names.slice(i, i + 50).map((n) => txs.create(tcc(n))));
+      const created = Date.now() - started;
+      await eventually(
+        `all ${TOTAL} transactions to commit`,
+        async () => ([...phases.values()].filter((p) => p === 'Committed').length === TOTAL ? true : undefined),
+        170_000,
+      );
+      const elapsed = Date.now() - started;
+      process.stderr.write(`flow-control: ${TOTAL} created in ${created} ms, all committed after ${elapsed} ms; ${load.calls} calls, max concurrent ${load.max}; ${waiting.size} seen WaitingForCapacity\n`);
+      // Confirm with the server, not just the watch.
+      const list = await txs.list(ns);
+      expect(list.length).toBe(TOTAL);
+      expect(list.filter((t) => t.status?.phase === 'Committed').length).toBe(TOTAL);
+      expect(load.max).toBeLessThanOrEqual(MAX_CALLS);
+      expect(load.max).toBeGreaterThan(1);
+      expect(waiting.size).toBeGreaterThan(0);
+    } finally {
+      watch.abort();
+    }
+  }, 200_000);
+});
