@@ -32,7 +32,8 @@ const CEILING_MS = Number(process.env.KUBETX_BENCH_CEILING_MS ?? 15_000);
 const STEP_MS = Number(process.env.KUBETX_BENCH_STEP_MS ?? 8_000);
 const WARMUP_MS = 2_000;
 const NAIVE_WARMUP_MS = 8_000;
-const NAIVE_MS = Number(process.env.KUBETX_BENCH_NAIVE_MS ?? 12_000);
+const NAIVE_MS = Number(process.env.KUBETX_BENCH_NAIVE_MS ?? 10_000);
+const COMPARE_ROUNDS = 3;
 const LATENCY_MS = Number(process.env.KUBETX_BENCH_LATENCY_MS ?? 20_000);
 const SCALE_N = Number(process.env.KUBETX_BENCH_SCALE_N ?? 10_000);
 /** How long the scale figure makes transactions for real before seeding the rest (bench/lib/etcd.ts). */
@@ -291,12 +292,12 @@ async function slow(ctx: Ctx): Promise<void> {
 
 async function naive(ctx: Ctx): Promise<void> {
   // Same number of clients as the operator has workers, for both strategies, alternating kubetx and naive
-  // runs (two rounds each) so that both see the same share of a machine whose load changes under them.
+  // runs (three rounds each) so that both see the same share of a machine whose load changes under them.
   const c = WORKERS;
   const ns = await newNamespace(ctx.api, 'bench-naive');
   const kRuns: Step[] = [];
   const nRuns: Array<{ tps: number; res: NaiveResult; per: PerTx; cpu: CpuSnapshot }> = [];
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < COMPARE_ROUNDS; round++) {
     const { r, per, opWrites, cpu } = await measured(ctx, () =>
       closedLoop({ api: ctx.api, tracker: ctx.tracker, concurrency: c, warmupMs: WARMUP_MS, durationMs: NAIVE_MS, make: txMaker(ctx, {}), prefix: `cmp${round}` }),
     );
@@ -345,11 +346,12 @@ async function naive(ctx: Ctx): Promise<void> {
   };
   const cpuTotal = (x: CpuSnapshot) => x.operator + x.apiserver + x.etcd + x.bench;
   say(`naive reference (status after every call): ${f1(nv.tps)} committed 4-branch tx/s at ${c} clients, p50 ${f0(nv.p50)} ms, ${f2(nv.status)} status writes/tx, ${f2(nv.all)} writes/tx in all; CPU ms/tx naive/apiserver/etcd/bench ${cpuText(nv.cpu)}`);
-  say(`kubetx vs naive at ${c} clients (2 alternating rounds each): ${f2(k.tps / nv.tps)}× the throughput (${f1(k.tps)} vs ${f1(nv.tps)} tx/s), ${f2(k.status / nv.status)}× the status writes per transaction (${f2(k.status)} vs ${f2(nv.status)}), ${f2(cpuTotal(k.cpu) / cpuTotal(nv.cpu))}× the CPU per transaction (${f0(cpuTotal(k.cpu))} vs ${f0(cpuTotal(nv.cpu))} ms)`);
+  say(`kubetx vs naive at ${c} clients (${COMPARE_ROUNDS} alternating rounds each): ${f2(k.tps / nv.tps)}× the throughput (${f1(k.tps)} vs ${f1(nv.tps)} tx/s), ${f2(k.status / nv.status)}× the status writes per transaction (${f2(k.status)} vs ${f2(nv.status)}), ${f2(cpuTotal(k.cpu) / cpuTotal(nv.cpu))}× the CPU per transaction (${f0(cpuTotal(k.cpu))} vs ${f0(cpuTotal(nv.cpu))} ms)`);
   ctx.md.push(
     `### Comparison: naive "status after every branch call"\n\nbench/naive.ts, its own process like the operator: for each transaction the same gRPC calls (src/participants callParticipant), ` +
       `one after the other, and a PUT /status (src/controller ApiStatusStore, resourceVersion precondition) after each. Both strategies at ${c} clients, closed loop, 4 branches, instant participants, ` +
-      `alternating (kubetx, naive, kubetx, naive; ${NAIVE_MS / 1000} s each after a warm-up) so that both see the same machine; figures are the means of the two rounds. ` +
+      `alternating (kubetx, naive, kubetx, naive, …: ${COMPARE_ROUNDS} rounds, ${NAIVE_MS / 1000} s each after a warm-up) so that both see the same machine; figures are the means of the rounds. ` +
+      `On this shared machine the rates move with other jobs' load; CPU per transaction is the steadier comparison. ` +
       `The naive loop records no Events (kubetx records two per transaction), which favours it in "all writes". CPU of the engine process = the operator, or the naive loop's process.\n\n` +
       `| strategy | committed tx/s | status writes/tx | all writes/tx | p50 ms | CPU ms/tx: engine process / apiserver / etcd / bench | CPU ms/tx in all |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n` +
       `| kubetx (batched: decision + outcome) | ${f1(k.tps)} | ${f2(k.status)} | ${f2(k.all)} | ${f0(k.p50)} | ${cpuText(k.cpu)} | ${f0(cpuTotal(k.cpu))} |\n` +
