@@ -83,7 +83,8 @@ describe('Notify', () => {
     const waiting = await eventually('three failed attempts', async () => {
       const tx = await txs.get(ns, name);
       const b = tx.status?.branches?.[0];
-      return b && b.attempts >= 3 && b.lastError ? tx : undefined;
+      // A status written after a failure (not the one persisted before a round of calls, which has no nextAttemptTime yet).
+      return b && b.attempts >= 3 && b.lastError && b.nextAttemptTime ? tx : undefined;
     });
     expect(waiting.status?.phase).toBe('Notifying');
     const b = waiting.status!.branches![0]!;
