@@ -47,6 +47,7 @@ import { formatDuration, parseDurationField } from './duration.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
+import { clone, warning } from './common.js';
 
 /** The branch name of the CheckPrepared call (not a valid DNS label, so never a real branch). */
 export const SOURCE_BRANCH = '@source';
@@ -492,16 +493,4 @@ function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
   s.progress = `${w.branches.filter((b) => b.state === 'Delivered').length}/${w.branches.length}`;
   if (w.check.attempts > 0) s.check = w.check;
   return s;
-}
-
-function clone(status: TransactionStatus): TransactionStatus {
-  try {
-    return structuredClone(status);
-  } catch {
-    return status;
-  }
-}
-
-function warning(reason: string, message: string): EventIntent {
-  return { type: 'Warning', reason, message: truncate(message) };
 }

@@ -30,6 +30,7 @@ import { formatDuration, parseDuration } from './duration.js';
 import { stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
+import { clone, warning } from './common.js';
 
 export const DEFAULT_NOTIFY_SCHEDULE: readonly string[] = ['1s', '5s', '15s', '30s', '1m', '5m', '15m', '30m', '1h'];
 export const DEFAULT_NOTIFY_MAX_ATTEMPTS = 50;
@@ -315,16 +316,4 @@ function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
   s.branches = w.branches;
   s.progress = `${w.branches.filter((b) => b.state === 'Delivered').length}/${w.branches.length}`;
   return s;
-}
-
-function clone(status: TransactionStatus): TransactionStatus {
-  try {
-    return structuredClone(status);
-  } catch {
-    return status;
-  }
-}
-
-function warning(reason: string, message: string): EventIntent {
-  return { type: 'Warning', reason, message: truncate(message) };
 }

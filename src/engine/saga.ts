@@ -31,6 +31,7 @@ import { buildDag, readySet, reverseReadySet, type Dag } from './dag.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
+import { clone, warning } from './common.js';
 
 const TERMINAL: ReadonlySet<string> = new Set<SagaPhase>(['Completed', 'Compensated', 'Failed']);
 const BRANCH_STATES: ReadonlySet<string> = new Set<BranchState>(['Pending', 'Executing', 'Executed', 'Refused', 'Compensated']);
@@ -382,16 +383,4 @@ function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
     ? `${owed.filter((b) => b.state === 'Compensated').length}/${owed.length}`
     : `${w.branches.filter((b) => b.state === 'Executed').length}/${w.branches.length}`;
   return s;
-}
-
-function clone(status: TransactionStatus): TransactionStatus {
-  try {
-    return structuredClone(status);
-  } catch {
-    return status;
-  }
-}
-
-function warning(reason: string, message: string): EventIntent {
-  return { type: 'Warning', reason, message: truncate(message) };
 }

@@ -27,6 +27,7 @@ import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './confi
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
+import { clone, warning } from './common.js';
 
 const TERMINAL: ReadonlySet<string> = new Set<TccPhase>(['Committed', 'Aborted', 'Failed']);
 const BRANCH_STATES: ReadonlySet<string> = new Set<BranchState>([
@@ -423,16 +424,4 @@ function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
   const doneState: BranchState = w.decision === 'Confirm' ? 'Confirmed' : w.decision === 'Cancel' ? 'Cancelled' : 'Prepared';
   s.progress = `${w.branches.filter((b) => b.state === doneState).length}/${w.branches.length}`;
   return s;
-}
-
-function clone(status: TransactionStatus): TransactionStatus {
-  try {
-    return structuredClone(status);
-  } catch {
-    return status; // not cloneable (never the case for a status read from the API server)
-  }
-}
-
-function warning(reason: string, message: string): EventIntent {
-  return { type: 'Warning', reason, message: truncate(message) };
 }
