@@ -12,6 +12,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, PLURAL, VERSION, type DistributedTransaction } from '../api/types.js';
 import { ResilientInformer } from './informer.js';
+import { finalPhases } from './phases.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import type { Reconciler } from './reconciler.js';
@@ -38,7 +39,6 @@ interface Written {
 }
 
 const keyOf = (ns: string, name: string) => `${ns}/${name}`;
-const finishedPhases = new Set(['Committed', 'Aborted', 'Completed', 'Compensated', 'Delivered', 'RolledBack', 'Exhausted']);
 
 export class Manager {
   readonly queue: WorkQueue;
@@ -139,7 +139,7 @@ export class Manager {
     for (const inf of this.informers) {
       for (const o of inf.list() as readonly DistributedTransaction[]) {
         const phase = o.status?.phase ?? 'Pending';
-        if (finishedPhases.has(phase)) continue;
+        if (finalPhases.has(phase)) continue;
         const key = `${o.spec?.mode ?? 'unknown'}/${phase}`;
         counts.set(key, (counts.get(key) ?? 0) + 1);
       }

@@ -19,6 +19,7 @@ import { ABORT_ANNOTATION, RETRY_ANNOTATION, ackValue } from '../engine/interven
 import type { CallOutcome, EventIntent, StepOutput } from '../engine/types.js';
 import { callParticipant, type CallerDeps } from '../participants/caller.js';
 import { findSpecViolation, type SpecViolation } from './spec-checks.js';
+import { finalPhases, terminalPhases } from './phases.js';
 import type { EventSink } from './events.js';
 import type { OperatorMetrics } from './metrics.js';
 import type { StatusStore } from './status-writer.js';
@@ -42,9 +43,6 @@ export interface ReconcilerDeps {
   admission?: ForwardAdmission;
 }
 
-/** Phases nothing can change any more. Failed is not among them: a human's kubetx.io/retry resumes it, through the engine. */
-const finalPhases = new Set(['Committed', 'Aborted', 'Completed', 'Compensated', 'Delivered', 'RolledBack', 'Exhausted']);
-const terminalPhases = new Set([...finalPhases, 'Failed']);
 /** A guard against an engine bug looping forever inside one reconcile. */
 const maxStepsPerReconcile = 64;
 
