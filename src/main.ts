@@ -6,6 +6,7 @@
  * (each is bounded by its calls' deadlines), releases the Lease and exits.
  */
 import * as k8s from '@kubernetes/client-node';
+import { reuseConnections } from './controller/kube-agent.js';
 import { EventRecorder } from './controller/events.js';
 import { serveHttp } from './controller/http.js';
 import { LeaderElector } from './controller/leader.js';
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
   const kc = new k8s.KubeConfig();
   if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
   else kc.loadFromDefault();
+  reuseConnections(kc);
 
   const metrics = new OperatorMetrics();
   const now = () => Date.now();
