@@ -171,6 +171,8 @@ export class Reconciler {
     };
     const written = await this.deps.store.writeStatus(tx, status);
     if (written.kind === 'conflict') return { kind: 'conflict' };
+    // Deleted meanwhile: nobody is left to tell, so no escalation and no Event.
+    if (written.kind === 'gone') return { kind: 'done' };
     this.deps.metrics.escalations.inc({ reason: v.reason });
     this.deps.events.record(tx, { type: 'Warning', reason: v.reason, message: v.message });
     log.warn({ field: v.field, reason: v.reason, error: v.message }, 'transaction refused before any call');
