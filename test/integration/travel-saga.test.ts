@@ -172,11 +172,12 @@ describe('travel booking Saga (flight, hotel, car dependsOn flight)', () => {
   });
 
   it('TTL: ttlAfterFinished deletes a finished trip after its time; the operator default applies when it is unset', async () => {
+    svc.car.db.prepare(`UPDATE availability SET free = 2`).run(); // two trips, two cars
     const { ttlAfterFinished: _keep, ...withoutTtl } = trip('x', 'x').spec;
     const explicit = await txs.create(trip('trip-ttl-3s', 'ines', { ttlAfterFinished: '3s' }));
     const byDefault = await txs.create({ ...trip('trip-ttl-default', 'tiago'), spec: withoutTtl });
     expect(byDefault.spec.ttlAfterFinished).toBeUndefined();
-    const seen: Record<string, { completed?: number; deleted?: number }> = { 'trip-ttl-3s': {}, 'trip-ttl-default': {} };
+    const seen: Record<string, { phase?: string; completed?: number; deleted?: number }> = { 'trip-ttl-3s': {}, 'trip-ttl-default': {} };
     await eventually('both TTL trips to be deleted', async () => {
       for (const name of Object.keys(seen)) {
         const s = seen[name]!;
@@ -184,6 +185,7 @@ describe('travel booking Saga (flight, hotel, car dependsOn flight)', () => {
         try {
           const tx = await txs.get(ns, name);
           if (tx.status?.completionTime) s.completed = Date.parse(tx.status.completionTime);
+          s.phase = tx.status?.phase;
         } catch (err) {
           if ((err as { code?: number }).code !== 404) throw err;
           s.deleted = Date.now();
@@ -191,9 +193,9 @@ describe('travel booking Saga (flight, hotel, car dependsOn flight)', () => {
       }
       return Object.values(seen).every((s) => s.deleted) ? true : undefined;
     }, 60_000);
-    // Both finished (Completed was observed) before being deleted, and not before their TTL.
-    expect(seen['trip-ttl-3s']!.completed).toBeDefined();
-    expect(seen['trip-ttl-default']!.completed).toBeDefined();
+    // Both were seen Completed before being deleted, and were not deleted before their TTL.
+    expect(seen['trip-ttl-3s']!.phase).toBe('Completed');
+    expect(seen['trip-ttl-default']!.phase).toBe('Completed');
     expect(seen['trip-ttl-3s']!.deleted! - seen['trip-ttl-3s']!.completed!).toBeGreaterThanOrEqual(3_000);
     expect(seen['trip-ttl-default']!.deleted! - seen['trip-ttl-default']!.completed!).toBeGreaterThanOrEqual(2_000);
     // Deleted by the operator, which logged why.
