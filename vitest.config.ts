@@ -1,7 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: `unit` (pure logic, no control plane, fast) and `integration`
-// (a real kube-apiserver + etcd started once per run by the global setup).
+// Three projects: `unit` (pure logic, no control plane, fast), `integration`
+// (a real kube-apiserver + etcd started once per run by the global setup) and
+// `e2e` (the payment example end to end: against that control plane by
+// default, against a kind cluster with KUBETX_E2E_TARGET=cluster, see
+// hack/kind-e2e.sh). A project's global setup runs for that project, so a full
+// run starts one control plane for `integration` and one for `e2e`.
 export default defineConfig({
   test: {
     projects: [
@@ -25,6 +29,18 @@ export default defineConfig({
           hookTimeout: 180_000,
           // Test files share one control plane; the operator processes they
           // start compete for 2 cores, so run files one after another.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          environment: 'node',
+          globalSetup: ['test/support/global-setup.ts'],
+          testTimeout: 180_000,
+          // In a cluster, beforeAll waits for the participants' rollouts.
+          hookTimeout: 300_000,
           fileParallelism: false,
         },
       },
