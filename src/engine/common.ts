@@ -16,3 +16,26 @@ export function clone(status: TransactionStatus): TransactionStatus {
 export function warning(reason: string, message: string): EventIntent {
   return { type: 'Warning', reason, message: truncate(message) };
 }
+
+/** The mode's finishing phases: one success, the others not. */
+export interface Outcomes {
+  success: string;
+  unsuccessful: readonly string[];
+}
+
+/**
+ * The Succeeded condition's status and reason for a phase (docs/api-reference.md,
+ * Conditions): True on the success phase; False on the others that end it, with
+ * the phase as reason, or InvalidSpec when the spec was refused before any call;
+ * Unknown while in progress.
+ */
+export function succeededFor(
+  phase: string,
+  outcomes: Outcomes,
+  refusedSpec: boolean,
+): { status: 'True' | 'False' | 'Unknown'; reason: string } {
+  if (phase === outcomes.success) return { status: 'True', reason: phase };
+  if (phase === 'Failed' && refusedSpec) return { status: 'False', reason: 'InvalidSpec' };
+  if (phase === 'Failed' || outcomes.unsuccessful.includes(phase)) return { status: 'False', reason: phase };
+  return { status: 'Unknown', reason: phase };
+}

@@ -47,7 +47,7 @@ import { formatDuration, parseDurationField } from './duration.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning } from './common.js';
+import { clone, warning, succeededFor, type Outcomes } from './common.js';
 
 /** The branch name of the CheckPrepared call (not a valid DNS label, so never a real branch). */
 export const SOURCE_BRANCH = '@source';
@@ -61,6 +61,8 @@ export interface MessageEngineOptions {
   onCheckTimeout?: CheckTimeoutAction;
 }
 
+/** For the Succeeded condition. */
+const OUTCOMES: Outcomes = { success: 'Delivered', unsuccessful: ['RolledBack'] };
 const TERMINAL: ReadonlySet<string> = new Set<MessagePhase>(['Delivered', 'RolledBack', 'Failed']);
 const BRANCH_STATES: ReadonlySet<string> = new Set<BranchState>(['Pending', 'Delivering', 'Delivered']);
 const ANSWERS: ReadonlySet<string> = new Set(['COMMITTED', 'ROLLED_BACK', 'UNKNOWN']);
@@ -70,6 +72,8 @@ export function isTerminalMessagePhase(phase: string | undefined): boolean {
 }
 
 interface Work {
+  /** Failed because the spec was refused before any call (condition reason InvalidSpec). */
+  refusedSpec?: boolean;
   now: number;
   uid: string;
   generation?: number;
@@ -404,6 +408,7 @@ function finish(w: Work): void {
 /** Failed sets no completionTime, so ttlAfterFinished never deletes a transaction that needs a human. */
 function fail(w: Work, message: string, reason: string): void {
   w.phase = 'Failed';
+  if (reason === 'InvalidSpec') w.refusedSpec = true;
   w.message = truncate(message);
   w.events.push(warning(reason, w.message));
 }
@@ -472,12 +477,7 @@ function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
   if (w.decisionTime) s.decisionTime = w.decisionTime;
   if (w.completionTime) s.completionTime = w.completionTime;
   if (w.message !== undefined) s.message = w.message;
-  const succeeded =
-    w.phase === 'Delivered'
-      ? { status: 'True' as const, reason: 'Delivered' }
-      : w.phase === 'RolledBack' || w.phase === 'Failed'
-        ? { status: 'False' as const, reason: w.phase }
-        : { status: 'Unknown' as const, reason: w.phase };
+  const succeeded = succeededFor(w.phase, OUTCOMES, w.refusedSpec === true);
   const waiting =
     w.phase === 'Prepared'
       ? w.check.attempts === 0

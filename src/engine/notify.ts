@@ -30,13 +30,15 @@ import { formatDuration, parseDuration } from './duration.js';
 import { stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning } from './common.js';
+import { clone, warning, succeededFor, type Outcomes } from './common.js';
 
 export const DEFAULT_NOTIFY_SCHEDULE: readonly string[] = ['1s', '5s', '15s', '30s', '1m', '5m', '15m', '30m', '1h'];
 export const DEFAULT_NOTIFY_MAX_ATTEMPTS = 50;
 /** Floor of a schedule interval, so "0s" cannot make the controller call in a tight loop. */
 export const MIN_NOTIFY_DELAY_MS = 100;
 
+/** For the Succeeded condition. */
+const OUTCOMES: Outcomes = { success: 'Delivered', unsuccessful: ['Exhausted'] };
 const TERMINAL: ReadonlySet<string> = new Set<NotifyPhase>(['Delivered', 'Exhausted', 'Failed']);
 const BRANCH_STATES: ReadonlySet<string> = new Set<BranchState>(['Pending', 'Delivering', 'Delivered', 'Exhausted']);
 
@@ -89,6 +91,8 @@ export function notifyDelayMs(scheduleMs: readonly number[], attempt: number): n
 }
 
 interface Work {
+  /** Failed because the spec was refused before any call (condition reason InvalidSpec). */
+  refusedSpec?: boolean;
   now: number;
   generation?: number;
   cfg: ResolvedConfig;
@@ -136,6 +140,7 @@ function stepNotifyCore(input: StepInput, abortMessage: string | undefined): Ste
   const errors = [...w.cfg.errors, ...w.notify.errors];
   if (errors.length > 0) {
     w.phase = 'Failed';
+    w.refusedSpec = true;
     w.message = truncate(`invalid spec: ${errors.join('; ')}`);
     w.events.push(warning('InvalidSpec', w.message));
     return output(w, prev);
@@ -297,12 +302,7 @@ function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
   s.startTime = w.startTime;
   if (w.completionTime) s.completionTime = w.completionTime;
   if (w.message !== undefined) s.message = w.message;
-  const succeeded =
-    w.phase === 'Delivered'
-      ? { status: 'True' as const, reason: 'Delivered' }
-      : w.phase === 'Exhausted' || w.phase === 'Failed'
-        ? { status: 'False' as const, reason: w.phase }
-        : { status: 'Unknown' as const, reason: w.phase };
+  const succeeded = succeededFor(w.phase, OUTCOMES, w.refusedSpec === true);
   s.conditions = setCondition(
     prev.conditions,
     {

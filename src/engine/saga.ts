@@ -31,8 +31,10 @@ import { buildDag, readySet, reverseReadySet, type Dag } from './dag.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning } from './common.js';
+import { clone, warning, succeededFor, type Outcomes } from './common.js';
 
+/** For the Succeeded condition. */
+const OUTCOMES: Outcomes = { success: 'Completed', unsuccessful: ['Compensated'] };
 const TERMINAL: ReadonlySet<string> = new Set<SagaPhase>(['Completed', 'Compensated', 'Failed']);
 const BRANCH_STATES: ReadonlySet<string> = new Set<BranchState>(['Pending', 'Executing', 'Executed', 'Refused', 'Compensated']);
 
@@ -55,6 +57,8 @@ const SAGA_INTERVENTION: InterventionMode = {
 };
 
 interface Work {
+  /** Failed because the spec was refused before any call (condition reason InvalidSpec). */
+  refusedSpec?: boolean;
   now: number;
   uid: string;
   generation?: number;
@@ -296,6 +300,7 @@ function finishCompensated(w: Work): void {
 /** Failed keeps decision and attempts (kubetx.io/retry resumes); no completionTime, so ttlAfterFinished never deletes it. */
 function fail(w: Work, message: string, reason: string): void {
   w.phase = 'Failed';
+  if (reason === 'InvalidSpec') w.refusedSpec = true;
   w.message = truncate(message);
   w.events.push(warning(reason, w.message));
 }
@@ -363,12 +368,7 @@ function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
   if (w.decisionTime) s.decisionTime = w.decisionTime;
   if (w.completionTime) s.completionTime = w.completionTime;
   if (w.message !== undefined) s.message = w.message;
-  const succeeded =
-    w.phase === 'Completed'
-      ? { status: 'True' as const, reason: 'Completed' }
-      : w.phase === 'Compensated' || w.phase === 'Failed'
-        ? { status: 'False' as const, reason: w.phase }
-        : { status: 'Unknown' as const, reason: w.phase };
+  const succeeded = succeededFor(w.phase, OUTCOMES, w.refusedSpec === true);
   const cond = {
     type: 'Succeeded',
     ...succeeded,

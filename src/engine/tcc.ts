@@ -27,8 +27,10 @@ import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './confi
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning } from './common.js';
+import { clone, warning, succeededFor, type Outcomes } from './common.js';
 
+/** For the Succeeded condition. */
+const OUTCOMES: Outcomes = { success: 'Committed', unsuccessful: ['Aborted'] };
 const TERMINAL: ReadonlySet<string> = new Set<TccPhase>(['Committed', 'Aborted', 'Failed']);
 const BRANCH_STATES: ReadonlySet<string> = new Set<BranchState>([
   'Pending',
@@ -45,6 +47,8 @@ export function isTerminalTccPhase(phase: string | undefined): boolean {
 
 /** Everything one step works on; branches are fresh copies, so the input is never modified. */
 interface Work {
+  /** Failed because the spec was refused before any call (condition reason InvalidSpec). */
+  refusedSpec?: boolean;
   now: number;
   uid: string;
   generation?: number;
@@ -345,6 +349,7 @@ function finish(w: Work): void {
  */
 function fail(w: Work, message: string, reason: string): void {
   w.phase = 'Failed';
+  if (reason === 'InvalidSpec') w.refusedSpec = true;
   w.message = truncate(message);
   w.events.push(warning(reason, w.message));
 }
@@ -406,12 +411,7 @@ function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
   if (w.completionTime) s.completionTime = w.completionTime;
   if (w.message !== undefined) s.message = w.message;
 
-  const succeeded =
-    w.phase === 'Committed'
-      ? { status: 'True' as const, reason: 'Committed' }
-      : w.phase === 'Aborted' || w.phase === 'Failed'
-        ? { status: 'False' as const, reason: w.phase }
-        : { status: 'Unknown' as const, reason: w.phase };
+  const succeeded = succeededFor(w.phase, OUTCOMES, w.refusedSpec === true);
   const cond = {
     type: 'Succeeded',
     ...succeeded,

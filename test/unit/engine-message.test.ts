@@ -272,6 +272,7 @@ describe('Message: invalid specs and dispatch', () => {
     const s = stepMessage({ tx, status: undefined, outcomes: [], now: T0 });
     expect(s.status.phase).toBe('Failed');
     expect(s.status.message).toMatch(/spec.message: required/);
+    expect(s.status.conditions?.find((c) => c.type === 'Succeeded')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
     expect(s.calls).toEqual([]);
   });
 

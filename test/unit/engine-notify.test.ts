@@ -110,6 +110,7 @@ describe('Notify', () => {
     expect(s.status.phase).toBe('Failed');
     expect(s.status.message).toMatch(/spec.notify.schedule\[1\]/);
     expect(s.status.message).toMatch(/spec.notify.maxAttempts/);
+    expect(s.status.conditions?.find((c) => c.type === 'Succeeded')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
   });
 
   it('step() dispatches mode Notify; ignores stale outcomes', () => {

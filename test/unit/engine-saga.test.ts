@@ -174,6 +174,7 @@ describe('Saga invalid spec', () => {
     expect(s.calls).toEqual([]);
     expect(s.status).toMatchObject({ phase: 'Failed', message: 'invalid spec: spec.branches[1].dependsOn: dependency cycle a → b → a' });
     expect(s.events).toEqual([{ type: 'Warning', reason: 'InvalidSpec', message: s.status.message }]);
+    expect(s.status.conditions?.find((c) => c.type === 'Succeeded')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
     expect(s.status.decision).toBeUndefined();
     expect(s.requeueAfterMs).toBeUndefined();
   });

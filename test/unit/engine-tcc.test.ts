@@ -490,6 +490,7 @@ describe('TCC robustness', () => {
     expect(s.status.phase).toBe('Failed');
     expect(s.status.message).toBe('invalid spec: spec.timeout: invalid duration "30 seconds": expected a number with a unit (ns, us, ms, s, m, h), e.g. "250ms", "30s", "1m30s"');
     expect(s.events.map((e) => e.reason)).toEqual(['InvalidSpec']);
+    expect(s.status.conditions?.find((c) => c.type === 'Succeeded')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
     const empty = stepTcc({ tx: makeTx([]), status: undefined, outcomes: [], now: T0 });
     expect(empty.status).toMatchObject({ phase: 'Failed', message: 'invalid spec: spec.branches: at least one branch is required' });
   });

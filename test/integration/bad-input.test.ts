@@ -1,0 +1,350 @@
+/**
+ * The bad-input catalogue (test/bad-input/): every file is one invalid
+ * DistributedTransaction whose header says who refuses it and how.
+ *
+ *   # expect: apiserver | apiserver-update | operator
+ *   # field: spec.branches[1].name        (must appear in the refusal)
+ *   # message: <regex>                    (repeatable; each must match the refusal)
+ *   # reason: InvalidEndpoint             (operator: the Warning Event's reason)
+ *   # condition-reason: Failed            (operator: Succeeded=False reason, if not `reason`)
+ *   # code: 400                           (apiserver: HTTP status, default 422)
+ *   # field-validation: Strict            (apiserver: the request's fieldValidation, as kubectl sends)
+ *
+ * apiserver: the create is refused (HTTP 422) with a message naming the field,
+ * and nothing is stored. apiserver-update: a multi-document file; document 1
+ * is created, the middle ones are accepted as updates, the last one is refused
+ * and the stored spec stays that of the previous document. operator: what CEL
+ * cannot check (dependsOn cycles, payload size, the endpoint policy): the
+ * object is accepted, the operator (default policy, namespace-scoped) sets
+ * phase Failed with Succeeded=False naming the field, records a Warning Event,
+ * and calls no participant. Every endpoint of an operator case is pointed at a
+ * counting participant first (Services by --service-override, raw addresses
+ * rewritten), and a valid control transaction through the same routes proves
+ * that a refusal that did not happen would show up as calls.
+ *
+ * Objects are sent as crd-validation.test.ts sends them: create (POST) and
+ * replace (PUT), each file in a fresh namespace.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { parseAllDocuments } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveParticipant, type Participant } from '../../src/sdk/index.js';
+import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
+import { startOperator, type OperatorProcess } from '../support/operator.js';
+import { repoRoot } from '../support/testenv-paths.js';
+
+const group = 'kubetx.io';
+const version = 'v1alpha1';
+const plural = 'distributedtransactions';
+const catalogueDir = join(repoRoot, 'test/bad-input');
+/** The catalogue may grow, never shrink below this. */
+const MIN_FILES = 30;
+
+// Manifests are plain JSON on purpose: the point is what the API server accepts.
+type Obj = any;
+
+type Kind = 'apiserver' | 'apiserver-update' | 'operator';
+const kinds: readonly Kind[] = ['apiserver', 'apiserver-update', 'operator'];
+
+interface BadInput {
+  file: string;
+  /** The first header line. */
+  title: string;
+  expect: Kind;
+  field: string;
+  messages: RegExp[];
+  reason?: string;
+  conditionReason?: string;
+  code: number;
+  fieldValidation?: string;
+  docs: Obj[];
+  /** Header problems; a well-formed file has none. */
+  problems: string[];
+}
+
+function parseFile(file: string): BadInput {
+  const text = readFileSync(join(catalogueDir, file), 'utf8');
+  const header: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('#')) break;
+    header.push(line.replace(/^# ?/, ''));
+  }
+  const values = (key: string) => header.filter((l) => l.startsWith(`${key}: `)).map((l) => l.slice(key.length + 2).trim());
+  const one = (key: string, problems: string[], required = true): string | undefined => {
+    const v = values(key);
+    if (v.length > 1 || (required && v.length === 0)) problems.push(`want exactly one "# ${key}:" line, found ${v.length}`);
+    return v[0];
+  };
+  const problems: string[] = [];
+  const kind = one('expect', problems) as Kind;
+  if (!kinds.includes(kind)) problems.push(`"# expect:" must be one of ${kinds.join(', ')}`);
+  const messages: RegExp[] = [];
+  for (const m of values('message')) {
+    try {
+      messages.push(new RegExp(m));
+    } catch (err) {
+      problems.push(`"# message: ${m}" is not a regular expression: ${String(err)}`);
+    }
+  }
+  if (messages.length === 0) problems.push('want at least one "# message:" line');
+  const reason = one('reason', problems, kind === 'operator');
+  const docs = parseAllDocuments(text).map((d) => {
+    if (d.errors.length > 0) problems.push(`YAML: ${d.errors.map((e) => e.message).join('; ')}`);
+    return d.toJS() as Obj;
+  });
+  const want = kind === 'apiserver-update' ? 'at least 2' : 'exactly 1';
+  if (kind === 'apiserver-update' ? docs.length < 2 : docs.length !== 1) problems.push(`want ${want} YAML documents, found ${docs.length}`);
+  for (const d of docs) {
+    if (d?.apiVersion !== `${group}/${version}` || d?.kind !== 'DistributedTransaction') problems.push('every document must be a kubetx.io/v1alpha1 DistributedTransaction');
+    if (d?.metadata?.name !== docs[0]?.metadata?.name) problems.push('every document must name the same object');
+  }
+  return {
+    file,
+    title: (header[0] ?? '').trim(),
+    expect: kind,
+    field: one('field', problems) ?? '',
+    messages,
+    reason,
+    conditionReason: one('condition-reason', problems, false),
+    code: Number(one('code', problems, false) ?? 422),
+    fieldValidation: one('field-validation', problems, false),
+    docs,
+    problems,
+  };
+}
+
+const files = readdirSync(catalogueDir).filter((f) => f.endsWith('.yaml')).sort();
+const catalogue = files.map(parseFile);
+const ofKind = (k: Kind) => catalogue.filter((c) => c.expect === k);
+
+/** The value at a path such as `spec.branches[2].dependson`. */
+function at(obj: Obj, path: string): unknown {
+  let v = obj;
+  for (const part of path.split(/\.|(?=\[)/)) {
+    if (v === undefined || v === null) return undefined;
+    const index = /^\[(\d+)\]$/.exec(part);
+    v = index ? v[Number(index[1])] : v[part];
+  }
+  return v;
+}
+
+let kc: k8s.KubeConfig;
+let api: k8s.CustomObjectsApi;
+
+beforeAll(() => {
+  kc = kubeConfig();
+  api = kc.makeApiClient(k8s.CustomObjectsApi);
+});
+
+const create = (namespace: string, body: Obj, fieldValidation?: string) =>
+  api.createNamespacedCustomObject({ group, version, namespace, plural, body, ...(fieldValidation ? { fieldValidation } : {}) }) as Promise<Obj>;
+const get = (namespace: string, name: string) => api.getNamespacedCustomObject({ group, version, namespace, plural, name }) as Promise<Obj>;
+const replace = (namespace: string, body: Obj) =>
+  api.replaceNamespacedCustomObject({ group, version, namespace, plural, name: body.metadata.name, body }) as Promise<Obj>;
+
+/** Awaits a request that must be refused; returns the HTTP status and the API server's message. */
+async function refusal(request: Promise<unknown>): Promise<{ code: number | undefined; message: string }> {
+  let err: { code?: number; body?: unknown } | undefined;
+  try {
+    await request;
+  } catch (e) {
+    err = e as typeof err;
+  }
+  expect(err, 'the API server accepted it').toBeDefined();
+  const body = typeof err!.body === 'string' ? (JSON.parse(err!.body) as { message?: string }) : (err!.body as { message?: string });
+  return { code: err!.code, message: body?.message ?? String(err) };
+}
+
+/** A copy of the document, placed in `ns`. */
+function inNamespace(doc: Obj, ns: string): Obj {
+  const obj = structuredClone(doc);
+  obj.metadata = { ...obj.metadata, namespace: ns };
+  return obj;
+}
+
+function expectNamesField(text: string, c: BadInput) {
+  expect(text, `the refusal names ${c.field}`).toContain(c.field);
+  for (const re of c.messages) expect(text).toMatch(re);
+}
+
+describe('the bad-input catalogue', () => {
+  it(`has at least ${MIN_FILES} files, each with a well-formed header`, () => {
+    expect(files.length).toBeGreaterThanOrEqual(MIN_FILES);
+    for (const c of catalogue) expect(c.problems, c.file).toEqual([]);
+    // Each kind of refusal is represented.
+    for (const k of kinds) expect(ofKind(k).length, k).toBeGreaterThan(0);
+  });
+
+  it('README.md lists every file, and only those', () => {
+    const readme = readFileSync(join(catalogueDir, 'README.md'), 'utf8');
+    const listed = new Set([...readme.matchAll(/\[([a-z0-9-]+\.yaml)\]/g)].map((m) => m[1]!));
+    expect([...listed].sort()).toEqual(files);
+  });
+});
+
+describe('refused by the API server on create', () => {
+  it.each(ofKind('apiserver'))('$file: $title', async (c) => {
+    const ns = await freshNamespace(kc, 'bad');
+    const obj = inNamespace(c.docs[0], ns);
+    const { code, message } = await refusal(create(ns, obj, c.fieldValidation));
+    expect(code, message).toBe(c.code);
+    expectNamesField(message, c);
+    // Nothing was stored.
+    expect((await refusal(get(ns, obj.metadata.name))).code).toBe(404);
+
+    if (c.fieldValidation === 'Strict') {
+      // Why strict validation matters: without it the unknown field is dropped, not refused.
+      expect(at(obj, c.field), `${c.field} is in the manifest`).toBeDefined();
+      const stored = await create(ns, obj);
+      expect(at(stored, c.field), `${c.field} was pruned`).toBeUndefined();
+    }
+  });
+});
+
+describe('refused by the API server on update (the spec is immutable)', () => {
+  it.each(ofKind('apiserver-update'))('$file: $title', async (c) => {
+    const ns = await freshNamespace(kc, 'bad');
+    const docs = c.docs.map((d) => inNamespace(d, ns));
+    const name = docs[0].metadata.name;
+    const created = await create(ns, docs[0]);
+    expect(created.spec).toEqual(docs[0].spec);
+    // Every document but the last is accepted: the valid history leading up to the refused edit.
+    for (const doc of docs.slice(1, -1)) {
+      const current = await get(ns, name);
+      expect((await replace(ns, { ...current, spec: doc.spec })).spec).toEqual(doc.spec);
+    }
+    const current = await get(ns, name);
+    const { code, message } = await refusal(replace(ns, { ...current, spec: docs.at(-1).spec }));
+    expect(code, message).toBe(c.code);
+    expectNamesField(message, c);
+    // Nothing was stored.
+    const after = await get(ns, name);
+    expect(after.spec).toEqual(docs.at(-2).spec);
+    expect(after.metadata.resourceVersion).toBe(current.metadata.resourceVersion);
+  });
+});
+
+/** A participant serving every kubetx service, counting calls per namespace; it answers OK to everything. */
+interface Counter {
+  participant: Participant;
+  address: string;
+  calls(namespace: string): string[];
+}
+
+async function startCounter(): Promise<Counter> {
+  const calls: Array<{ namespace: string; what: string }> = [];
+  const record = (method: string) => (ctx: { namespace: string; name: string; branch: string }) => {
+    calls.push({ namespace: ctx.namespace, what: `${ctx.name}/${ctx.branch}.${method}` });
+  };
+  const participant = await serveParticipant({
+    address: '127.0.0.1:0',
+    logger: pino({ level: 'silent' }),
+    tcc: { try: record('Try'), confirm: record('Confirm'), cancel: record('Cancel') },
+    saga: { execute: record('Execute'), compensate: record('Compensate') },
+    receiver: { deliver: record('Deliver') },
+    source: {
+      checkPrepared: (ctx) => {
+        calls.push({ namespace: ctx.namespace, what: `${ctx.name}.CheckPrepared` });
+        return 'COMMITTED';
+      },
+    },
+  });
+  return {
+    participant,
+    address: `127.0.0.1:${participant.port}`,
+    calls: (namespace) => calls.filter((c) => c.namespace === namespace).map((c) => c.what),
+  };
+}
+
+/** Every endpoint object of a manifest, with the namespace a Service in it defaults to. */
+function endpointsOf(obj: Obj): Obj[] {
+  const list: Obj[] = (obj.spec?.branches ?? []).map((b: Obj) => b?.endpoint).filter(Boolean);
+  if (obj.spec?.message?.source?.endpoint) list.push(obj.spec.message.source.endpoint);
+  return list;
+}
+
+describe('refused by the operator (what CEL cannot check), before any call', () => {
+  const cases = ofKind('operator').map((c) => ({ ...c, ns: '', obj: undefined as Obj }));
+  let counter: Counter;
+  let operator: OperatorProcess;
+  let controlNs: string;
+
+  beforeAll(async () => {
+    counter = await startCounter();
+    controlNs = await freshNamespace(kc, 'bad-control');
+    const overrides = new Set([`counter.${controlNs}`]);
+    for (const c of cases) {
+      c.ns = await freshNamespace(kc, 'bad-op');
+      c.obj = inNamespace(c.docs[0], c.ns);
+      // Route everything to the counter: a refusal that did not happen would show up as calls.
+      for (const e of endpointsOf(c.obj)) {
+        if (e.address !== undefined) e.address = counter.address;
+        if (e.service?.name) overrides.add(`${e.service.name}.${e.service.namespace ?? c.ns}`);
+      }
+    }
+    operator = await startOperator({
+      kubeconfig: kubeconfigPath(),
+      namespaces: [controlNs, ...cases.map((c) => c.ns)],
+      allowRawAddresses: false, // the defaults: no raw addresses, no other namespaces
+      args: [...overrides].flatMap((o) => ['--service-override', `${o}=${counter.address}`]),
+    });
+  });
+
+  afterAll(async () => {
+    await operator?.kill();
+    await counter?.participant.shutdown(0);
+  });
+
+  it('control: a valid transaction through the same operator and routes reaches the counting participant', async () => {
+    const control = {
+      apiVersion: `${group}/${version}`,
+      kind: 'DistributedTransaction',
+      metadata: { name: 'control', namespace: controlNs },
+      spec: { mode: 'Saga', branches: [{ name: 'step', endpoint: { service: { name: 'counter', port: 50051 } } }] },
+    };
+    await create(controlNs, control);
+    const tx = await eventually('the control transaction to complete', async () => {
+      const t = await get(controlNs, 'control');
+      return t.status?.phase === 'Completed' || t.status?.phase === 'Failed' ? t : undefined;
+    });
+    expect(tx.status.phase, tx.status.message).toBe('Completed');
+    expect(counter.calls(controlNs)).toEqual(['control/step.Execute']);
+  });
+
+  it.each(cases)('$file: $title', async (c) => {
+    const name = c.obj.metadata.name;
+    // Accepted as is: the API server cannot see what is wrong.
+    const created = await create(c.ns, c.obj);
+    expect(created.spec).toEqual(c.obj.spec);
+
+    const tx = await eventually(`${c.file} to be refused by the operator`, async () => {
+      const t = await get(c.ns, name);
+      return t.status?.phase ? t : undefined;
+    });
+    expect(tx.status.phase, tx.status.message).toBe('Failed');
+    expect(tx.status.decision).toBeUndefined();
+    expect((tx.status.branches ?? []).map((b: Obj) => b.attempts ?? 0).filter((n: number) => n > 0)).toEqual([]);
+    const cond = tx.status.conditions?.find((x: Obj) => x.type === 'Succeeded');
+    expect(cond).toMatchObject({ status: 'False', reason: c.conditionReason ?? c.reason });
+    expectNamesField(cond.message, c);
+    expectNamesField(tx.status.message, c);
+
+    const event = await eventually(`the ${c.reason} Event`, async () =>
+      (await kc.makeApiClient(k8s.EventsV1Api).listNamespacedEvent({ namespace: c.ns })).items.find(
+        (e) => e.regarding?.name === name && e.reason === c.reason,
+      ),
+    );
+    expect(event.type).toBe('Warning');
+    expectNamesField(event.note ?? '', c);
+
+    expect(counter.calls(c.ns), 'participant calls').toEqual([]);
+  });
+
+  it('no participant was called for any refused transaction', () => {
+    expect(cases.length).toBeGreaterThan(0);
+    for (const c of cases) expect(counter.calls(c.ns), c.file).toEqual([]);
+  });
+});
