@@ -128,13 +128,20 @@ export function openServiceDb(service: ServiceName, path: string): ServiceDb {
 
 /** The `faults` table (see faults.ts); lives here so every service database has it. */
 export function ensureFaultTable(db: Database.Database): void {
-  db.exec(`CREATE TABLE IF NOT EXISTS faults (
-    method TEXT PRIMARY KEY CHECK (method IN ('Try', 'Confirm', 'Cancel')),
-    mode TEXT NOT NULL CHECK (mode IN ('refuse', 'fail', 'hang', 'crash')),
-    remaining INTEGER,
-    after INTEGER NOT NULL DEFAULT 0,
-    message TEXT
-  )`);
+  const existing = db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'faults'`).get() as { sql: string } | undefined;
+  // Files made before Saga support have a CHECK without Execute/Compensate: rebuild the table, keeping its switches.
+  const outdated = existing !== undefined && !existing.sql.includes("'Compensate'");
+  db.transaction(() => {
+    if (outdated) db.exec(`ALTER TABLE faults RENAME TO faults_old`);
+    db.exec(`CREATE TABLE IF NOT EXISTS faults (
+      method TEXT PRIMARY KEY CHECK (method IN ('Try', 'Confirm', 'Cancel', 'Execute', 'Compensate')),
+      mode TEXT NOT NULL CHECK (mode IN ('refuse', 'fail', 'hang', 'crash')),
+      remaining INTEGER,
+      after INTEGER NOT NULL DEFAULT 0,
+      message TEXT
+    )`);
+    if (outdated) db.exec(`INSERT INTO faults SELECT method, mode, remaining, after, message FROM faults_old; DROP TABLE faults_old`);
+  })();
 }
 
 /** Opens an existing database for reading or for the fault switches, from another process or connection. */

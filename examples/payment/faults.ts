@@ -9,24 +9,31 @@
  *   setFault(dbPath, { method: 'Cancel', mode: 'hang' })             Cancel never answers (until the caller's deadline)
  *   setFault(dbPath, { method: 'Try', mode: 'crash' })               process.exit(1) inside Try, before its commit
  *   setFault(dbPath, { method: 'Confirm', mode: 'crash', after: true }) exit after Confirm committed, before the answer
+ *   setFault(dbPath, { method: 'Execute', mode: 'refuse' })          every Saga Execute refused (ABORTED)
+ *   setFault(dbPath, { method: 'Compensate', mode: 'fail', remaining: 2 }) 2 Compensates fail, then normal
  *   clearFaults(dbPath)
  *
+ * Methods: Try, Confirm, Cancel (TCC) and Execute, Compensate (Saga).
  * `remaining` counts firings (unset = every call); `after: true` fires after the
  * barrier transaction committed (fail/hang/crash): the effect is there but the
  * caller does not learn it, so its retry must be answered by the barrier.
+ * A Compensate cannot be refused (a Saga has no answer to a compensation's
+ * "no"). A refusal is skipped (and not counted) when that very call (uid,
+ * branch, method) already took effect, i.e. a retry after a lost answer: a
+ * refusal promises that nothing was done, and Saga never compensates a refused branch.
  *
  * CLI:  npx tsx examples/payment/faults.ts --db FILE (--set Method=mode[:count][@after] | --clear [Method] | --list)
  * Spec strings (also for server.ts --fault and $PAYMENT_FAULTS): [service.]Method=mode[:count][@after],
- * e.g. "inventory.Try=refuse", "Confirm=fail:3", "credit.Cancel=crash@after".
+ * e.g. "inventory.Try=refuse", "Confirm=fail:3", "credit.Cancel=crash@after", "warehouse.Execute=refuse:1".
  */
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { Refused, type Middleware } from '../../src/sdk/index.js';
+import { DEFAULT_BARRIER_TABLE, Refused, type BranchContext, type Middleware } from '../../src/sdk/index.js';
 import { ensureFaultTable, isServiceName, openExisting, type ServiceName } from './db.js';
 
-export type FaultMethod = 'Try' | 'Confirm' | 'Cancel';
+export type FaultMethod = 'Try' | 'Confirm' | 'Cancel' | 'Execute' | 'Compensate';
 export type FaultMode = 'refuse' | 'fail' | 'hang' | 'crash';
 
 export interface Fault {
@@ -40,16 +47,17 @@ export interface Fault {
   message?: string;
 }
 
-const METHODS: readonly FaultMethod[] = ['Try', 'Confirm', 'Cancel'];
+export const FAULT_METHODS: readonly FaultMethod[] = ['Try', 'Confirm', 'Cancel', 'Execute', 'Compensate'];
 const MODES: readonly FaultMode[] = ['refuse', 'fail', 'hang', 'crash'];
 
 function validate(f: Fault): void {
-  if (!METHODS.includes(f.method)) throw new Error(`fault method must be one of ${METHODS.join(', ')}`);
+  if (!FAULT_METHODS.includes(f.method)) throw new Error(`fault method must be one of ${FAULT_METHODS.join(', ')}`);
   if (!MODES.includes(f.mode)) throw new Error(`fault mode must be one of ${MODES.join(', ')}`);
   if (f.remaining !== undefined && !(Number.isSafeInteger(f.remaining) && f.remaining > 0)) {
     throw new Error('fault remaining must be a positive integer');
   }
   if (f.after && f.mode === 'refuse') throw new Error('a refusal cannot come after the effect committed');
+  if (f.method === 'Compensate' && f.mode === 'refuse') throw new Error('a Compensate cannot be refused');
 }
 
 /** Sets (replaces) the fault of `fault.method` on an open database. */
@@ -101,8 +109,10 @@ function withDb<T>(dbPath: string, fn: (db: Database.Database) => T): T {
 
 /** Parses "[service.]Method=mode[:count][@after]". */
 export function parseFaultSpec(spec: string): { service?: ServiceName; fault: Fault } {
-  const m = /^(?:([a-z]+)\.)?(Try|Confirm|Cancel)=(refuse|fail|hang|crash)(?::(\d+))?(@after)?$/.exec(spec.trim());
-  if (!m) throw new Error(`bad fault spec ${JSON.stringify(spec)}; want [service.]Try|Confirm|Cancel=refuse|fail|hang|crash[:count][@after]`);
+  const m = /^(?:([a-z]+)\.)?(Try|Confirm|Cancel|Execute|Compensate)=(refuse|fail|hang|crash)(?::(\d+))?(@after)?$/.exec(spec.trim());
+  if (!m) {
+    throw new Error(`bad fault spec ${JSON.stringify(spec)}; want [service.]${FAULT_METHODS.join('|')}=${MODES.join('|')}[:count][@after]`);
+  }
   const [, svc, method, mode, count, after] = m;
   if (svc !== undefined && !isServiceName(svc)) throw new Error(`bad fault spec ${JSON.stringify(spec)}: unknown service ${svc}`);
   const fault: Fault = { method: method as FaultMethod, mode: mode as FaultMode };
@@ -134,6 +144,8 @@ export interface FaultMiddlewareOptions {
   exit?: (code: number) => void;
   /** Longest a hang lasts when the caller never gives up. @default 1 hour */
   hangMs?: number;
+  /** The SqliteBarrier's table, consulted before a refusal. @default "kubetx_barrier" */
+  barrierTable?: string;
 }
 
 /**
@@ -144,10 +156,21 @@ export interface FaultMiddlewareOptions {
 export function faultMiddleware(db: Database.Database, options: FaultMiddlewareOptions = {}): Middleware<Database.Database> {
   const exit = options.exit ?? ((code: number) => process.exit(code));
   const hangMs = options.hangMs ?? 60 * 60 * 1000;
+  const table = options.barrierTable ?? DEFAULT_BARRIER_TABLE;
   const select = db.prepare(`SELECT method, mode, remaining, after, message FROM faults WHERE method = ? AND after = ?`);
-  const take = db.transaction((method: string, after: number): FaultRow | undefined => {
+  /** Did this very call (uid, branch, method) already commit its effect? */
+  const tookEffect = (ctx: BranchContext<Database.Database>): boolean => {
+    try {
+      return db.prepare(`SELECT 1 FROM ${table} WHERE uid = ? AND branch = ? AND method = ? AND origin = 'call'`).get(ctx.uid, ctx.branch, ctx.method) !== undefined;
+    } catch {
+      return false; // no barrier table (yet): nothing took effect through it
+    }
+  };
+  const take = db.transaction((ctx: BranchContext<Database.Database>, after: number): FaultRow | undefined => {
+    const method = ctx.method;
     const row = select.get(method, after) as FaultRow | undefined;
     if (!row) return undefined;
+    if (row.mode === 'refuse' && tookEffect(ctx)) return undefined; // see the file comment: refusals stay honest
     if (row.remaining !== null) {
       if (row.remaining <= 1) db.prepare(`DELETE FROM faults WHERE method = ?`).run(method);
       else db.prepare(`UPDATE faults SET remaining = remaining - 1 WHERE method = ?`).run(method);
@@ -155,9 +178,10 @@ export function faultMiddleware(db: Database.Database, options: FaultMiddlewareO
     return row;
   });
 
-  const fire = async (method: string, after: boolean, signal: AbortSignal, log: Logger | undefined): Promise<void> => {
-    if (!METHODS.includes(method as FaultMethod)) return;
-    const row = take.immediate(method, after ? 1 : 0);
+  const fire = async (ctx: BranchContext<Database.Database>, after: boolean, log: Logger | undefined): Promise<void> => {
+    const method = ctx.method;
+    if (!FAULT_METHODS.includes(method as FaultMethod)) return;
+    const row = take.immediate(ctx, after ? 1 : 0);
     if (!row) return;
     log?.warn({ fault: row.mode, after, remaining: row.remaining === null ? null : row.remaining - 1 }, `injected fault: ${method} ${row.mode}`);
     switch (row.mode) {
@@ -168,7 +192,7 @@ export function faultMiddleware(db: Database.Database, options: FaultMiddlewareO
       case 'hang':
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, hangMs);
-          signal.addEventListener('abort', () => {
+          ctx.signal.addEventListener('abort', () => {
             clearTimeout(timer);
             resolve();
           }, { once: true });
@@ -182,9 +206,9 @@ export function faultMiddleware(db: Database.Database, options: FaultMiddlewareO
 
   return async (ctx, next) => {
     const log = options.logger ?? ctx.logger;
-    await fire(ctx.method, false, ctx.signal, log);
+    await fire(ctx, false, log);
     const result = await next();
-    await fire(ctx.method, true, ctx.signal, log);
+    await fire(ctx, true, log);
     return result;
   };
 }

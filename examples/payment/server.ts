@@ -1,6 +1,7 @@
 /**
- * The payment example's participants: each service is a TccParticipant gRPC
- * server on the kubetx SDK, with its own SQLite file and the SQLite barrier.
+ * The payment example's participants: each service is a TccParticipant and a
+ * SagaParticipant gRPC server (one port) on the kubetx SDK, with its own SQLite
+ * file and the SQLite barrier.
  *
  *   npx tsx examples/payment/server.ts --service inventory --port 50052 --db /tmp/pay/inventory.db
  *   npx tsx examples/payment/server.ts --all --base-port 50051 --db-dir /tmp/pay
@@ -17,7 +18,7 @@ import { pino, type Logger } from 'pino';
 import { serveParticipant, type Participant } from '../../src/sdk/index.js';
 import { dbPathIn, DEFAULT_PORTS, isServiceName, openServiceDb, SERVICES, type ServiceDb, type ServiceName } from './db.js';
 import { clearFaultsIn, faultMiddleware, parseFaultSpec, setFaultIn, type Fault, type FaultMiddlewareOptions } from './faults.js';
-import { HANDLERS } from './services.js';
+import { SAGA_HANDLERS, TCC_HANDLERS } from './services.js';
 
 export interface StartServiceOptions {
   service: ServiceName;
@@ -49,7 +50,8 @@ export async function startService(opts: StartServiceOptions): Promise<RunningSe
   try {
     participant = await serveParticipant({
       address: opts.address ?? `0.0.0.0:${DEFAULT_PORTS[opts.service]}`,
-      tcc: HANDLERS[opts.service],
+      tcc: TCC_HANDLERS[opts.service],
+      saga: SAGA_HANDLERS[opts.service],
       barrier: sdb.barrier,
       middleware: faultMiddleware(sdb.db, opts.faultOptions),
       logger,

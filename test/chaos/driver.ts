@@ -1,6 +1,7 @@
 /**
  * The fault-injection driver. Scenarios take a KubeConfig and the control
- * plane's restart hooks, run payment TCC transactions (test/support/payment.ts)
+ * plane's restart hooks, run payment transactions (test/support/payment.ts;
+ * TCC, and in runPaymentChaos a random mix of TCC and Saga)
  * while injecting faults, wait for quiescence (event-driven: polling the
  * objects), and return figures plus invariant violations (invariants.ts).
  *
@@ -9,13 +10,13 @@
 import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { dbPathIn, SERVICES, type ServiceName } from '../../examples/payment/db.js';
-import { clearFaults, setFault, type FaultMethod } from '../../examples/payment/faults.js';
+import { clearFaults, FAULT_METHODS, setFault, type FaultMethod } from '../../examples/payment/faults.js';
 import type { DistributedTransaction } from '../../src/api/types.js';
 import { eventually } from '../support/env.js';
 import { counterValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { payOrder, startPayment, terminal, transactions, type PaymentServices } from '../support/payment.js';
 import { HistoryRecorder } from './history.js';
-import { checkHistories, checkTcc, type PaymentTx } from './invariants.js';
+import { checkHistories, checkPayments, type ModeCounts, type PaymentTx } from './invariants.js';
 import { allBadParticipants } from './misbehaving.js';
 
 export interface ControlPlaneHooks {
@@ -33,8 +34,12 @@ export interface ChaosContext {
 export interface ScenarioResult {
   scenario: string;
   transactions: number;
+  /** TCC Committed + Saga Completed. */
   committed: number;
+  /** TCC Aborted + Saga Compensated. */
   aborted: number;
+  /** The same per mode (committed = Completed, aborted = Compensated for Saga). */
+  byMode?: Record<'TCC' | 'Saga', ModeCounts>;
   faults: Record<string, number>;
   seconds: number;
   violations: string[];
@@ -105,14 +110,21 @@ export class Operators {
     return Math.floor(Math.random() * this.procs.length);
   }
 
-  /** SIGKILL (no cleanup at all), then start the same identity again. */
+  /**
+   * SIGKILL (no cleanup at all), then start a replacement under a new identity,
+   * as a Deployment replaces a lost pod. (Restarted under its old identity, a
+   * killed leader finds itself the holder and takes the Lease straight back, so
+   * repeated kills would never make the standby take over.)
+   */
   async killAndRestart(): Promise<void> {
     const i = await this.victim();
     const p = this.procs[i]!;
     await p.op.kill('SIGKILL');
     this.kills++;
-    this.ctx.log?.(`SIGKILL operator ${p.id} (kill #${this.kills})`);
-    p.op = await this.startOne(p.id);
+    const replacement = `${p.id.replace(/-r\d+$/, '')}-r${this.kills}`;
+    this.ctx.log?.(`SIGKILL operator ${p.id} (kill #${this.kills}); replacement ${replacement}`);
+    p.op = await this.startOne(replacement);
+    p.id = replacement;
   }
 
   async stop(): Promise<void> {
@@ -120,8 +132,10 @@ export class Operators {
   }
 }
 
-export interface TccChaosOptions {
+export interface PaymentChaosOptions {
   transactions: number;
+  /** Share of Saga transactions (each one drawn at random); the rest are TCC. @default 0.5 */
+  sagaShare?: number;
   /** Operator SIGKILLs (the leader's, with leaderElect). */
   operatorKills: number;
   apiServerRestarts?: number;
@@ -138,8 +152,8 @@ export interface TccChaosOptions {
   quiesceTimeoutMs?: number;
 }
 
-/** Payment TCC transactions under operator kills, participant errors/hangs/restarts and control-plane restarts. */
-export async function runTccChaos(ctx: ChaosContext, o: TccChaosOptions): Promise<ScenarioResult> {
+/** Payment transactions, TCC and Saga mixed, under operator kills, participant errors/hangs/restarts and control-plane restarts. */
+export async function runPaymentChaos(ctx: ChaosContext, o: PaymentChaosOptions): Promise<ScenarioResult> {
   const started = Date.now();
   const log = ctx.log ?? (() => undefined);
   const ns = await namespace(ctx.kc, 'chaos');
@@ -156,23 +170,24 @@ export async function runTccChaos(ctx: ChaosContext, o: TccChaosOptions): Promis
     await ops.start();
     const before = pay.ledgers();
 
-    // Random participant errors: a timer arms `fail` (and `hang`, `refuse` on Try) faults with a remaining count.
+    // Random participant errors: a timer arms `fail` (and `hang`, `refuse` on Try/Execute) faults with a remaining count,
+    // on any of the five methods. `fail@after` on Try/Execute is safe: the fault switches never refuse a call that took effect.
     let flapping = true;
     const flapper = (async () => {
       while (flapping) {
         if (Math.random() < (o.faultRate ?? 0.3)) {
           const svc = pick(SERVICES);
-          const method = pick<FaultMethod>(['Try', 'Confirm', 'Cancel']);
+          const method = pick<FaultMethod>(FAULT_METHODS);
           const r = Math.random();
           try {
             if (o.hangs && r < 0.15) {
               setFault(dbPathIn(pay.dir, svc), { method, mode: 'hang', remaining: 1 });
               faults.hang!++;
-            } else if (method === 'Try' && r < 0.35) {
+            } else if ((method === 'Try' || method === 'Execute') && r < 0.35) {
               setFault(dbPathIn(pay.dir, svc), { method, mode: 'refuse', remaining: 1 });
               faults.participantFault!++;
             } else {
-              setFault(dbPathIn(pay.dir, svc), { method, mode: 'fail', remaining: 1 + Math.floor(Math.random() * 3), after: Math.random() < 0.3 && method !== 'Try' });
+              setFault(dbPathIn(pay.dir, svc), { method, mode: 'fail', remaining: 1 + Math.floor(Math.random() * 3), after: Math.random() < 0.3 });
               faults.participantFault!++;
             }
           } catch (err) {
@@ -218,8 +233,9 @@ export async function runTccChaos(ctx: ChaosContext, o: TccChaosOptions): Promis
     const creator = (async () => {
       for (let i = 0; i < o.transactions; i++) {
         const orderId = orderIds[i]!;
-        const name = `pay-${orderId}`;
-        const tx = payOrder(pay, { name, namespace: ns, orderId, timeout: '20s', callTimeout: '2s' });
+        const mode = Math.random() < (o.sagaShare ?? 0.5) ? 'Saga' : 'TCC';
+        const name = `${mode === 'Saga' ? 'saga' : 'pay'}-${orderId}`;
+        const tx = payOrder(pay, { name, namespace: ns, orderId, timeout: '20s', callTimeout: '2s', mode });
         await retrying(async () => {
           try {
             await txs.create(tx);
@@ -227,7 +243,7 @@ export async function runTccChaos(ctx: ChaosContext, o: TccChaosOptions): Promis
             if ((err as { code?: number }).code !== 409) throw err; // created by an earlier attempt
           }
         });
-        created.push({ name, orderId, qty: 2, credit: 10 });
+        created.push({ name, orderId, qty: 2, credit: 10, mode });
         await delay(rand(0, 2 * every));
       }
     })();
@@ -237,25 +253,63 @@ export async function runTccChaos(ctx: ChaosContext, o: TccChaosOptions): Promis
     for (const s of SERVICES) clearFaults(dbPathIn(pay.dir, s));
     log(`all ${created.length} transactions created, ${JSON.stringify(faults)}; waiting for quiescence`);
 
+    const lastCreated = Date.now();
     const objects = await quiesce(txs, ns, created.map((c) => c.name), o.quiesceTimeoutMs ?? 180_000).catch(async () => retrying(() => txs.list(ns)));
-    // Ledgers settle with the last status write: the outcome is written after the last Confirm/Cancel answered.
-    const tcc = checkTcc({ before, after: pay.ledgers(), created, objects });
+    const quiescedAfterS = (Date.now() - lastCreated) / 1000;
+    // Ledgers settle with the last status write: the outcome is written after the last Confirm/Cancel/Compensate answered.
+    const sum = checkPayments({ before, after: pay.ledgers(), created, objects });
     const hist = checkHistories(recorder.history, created.map((c) => c.name));
     return {
-      scenario: `tcc${o.leaderElect ? '-leader-election' : ''}`,
+      scenario: `tcc+saga${o.leaderElect ? '-leader-election' : ''}`,
       transactions: created.length,
-      committed: tcc.committed,
-      aborted: tcc.aborted,
+      committed: sum.committed,
+      aborted: sum.aborted,
+      byMode: sum.byMode,
       faults,
       seconds: (Date.now() - started) / 1000,
-      violations: [...tcc.violations, ...hist],
-      notes: [`watch reconnects: ${recorder.reconnects}`],
+      violations: [...sum.violations, ...hist],
+      notes: [
+        `time to terminal per transaction (creation → completionTime): ${settleTimes(objects, created.map((c) => c.name))}`,
+        `quiescence ${quiescedAfterS.toFixed(1)} s after the last creation`,
+        `watch reconnects: ${recorder.reconnects}`,
+        `why aborted: ${abortReasons(created, objects)}`,
+      ],
     };
   } finally {
     recorder.stop();
     await ops.stop();
     await pay.stopAll();
   }
+}
+
+/**
+ * p50/p99/max of creationTimestamp → completionTime over the named objects
+ * that finished. creationTimestamp has second precision, so each figure may be
+ * up to 1 s long.
+ */
+export function settleTimes(objects: DistributedTransaction[], names: string[]): string {
+  const wanted = new Set(names);
+  const secs = objects
+    .filter((t) => wanted.has(t.metadata.name) && t.status?.completionTime && t.metadata.creationTimestamp)
+    .map((t) => (Date.parse(t.status!.completionTime!) - Date.parse(String(t.metadata.creationTimestamp))) / 1000)
+    .sort((a, b) => a - b);
+  if (secs.length === 0) return 'none finished';
+  const q = (p: number) => secs[Math.min(secs.length - 1, Math.ceil(p * secs.length) - 1)]!;
+  return `p50 ${q(0.5).toFixed(1)} s, p99 ${q(0.99).toFixed(1)} s, max ${secs[secs.length - 1]!.toFixed(1)} s (${secs.length} finished)`;
+}
+
+/** Why the aborted (Aborted/Compensated) transactions were rolled back, counted per mode, from their status messages. */
+function abortReasons(created: PaymentTx[], objects: DistributedTransaction[]): string {
+  const byName = new Map(objects.map((t) => [t.metadata.name, t]));
+  const counts: Record<string, number> = {};
+  for (const c of created) {
+    const st = byName.get(c.name)?.status;
+    if (st?.phase !== 'Aborted' && st?.phase !== 'Compensated') continue;
+    const why = /refused/.test(st.message ?? '') ? 'refused' : /^timeout/.test(st.message ?? '') ? 'timeout' : 'other';
+    const key = `${c.mode ?? 'TCC'} ${why}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return Object.keys(counts).length ? Object.entries(counts).map(([k, n]) => `${k} ${n}`).join(', ') : 'none';
 }
 
 async function quiesce(txs: ReturnType<typeof transactions>, ns: string, names: string[], timeoutMs: number): Promise<DistributedTransaction[]> {
@@ -304,7 +358,7 @@ export async function runRacingReplicas(ctx: ChaosContext, o: { transactions: nu
     }
     const objects = await quiesce(txs, ns, created.map((c) => c.name), 120_000).catch(() => txs.list(ns));
     for (const s of SERVICES) clearFaults(dbPathIn(pay.dir, s));
-    const tcc = checkTcc({ before, after: pay.ledgers(), created, objects });
+    const tcc = checkPayments({ before, after: pay.ledgers(), created, objects });
     // 409s the replicas got on status writes (counters of the processes alive now, i.e. since their last restart).
     let conflicts = 0;
     for (const p of ops.procs) conflicts += counterValue(await p.op.metrics().catch(() => ''), 'kubetx_status_writes_total', { result: 'conflict' });
@@ -316,7 +370,10 @@ export async function runRacingReplicas(ctx: ChaosContext, o: { transactions: nu
       faults,
       seconds: (Date.now() - started) / 1000,
       violations: [...tcc.violations, ...checkHistories(recorder.history, created.map((c) => c.name))],
-      notes: [`status-write conflicts (409) seen by the replicas: ${conflicts}`],
+      notes: [
+        `status-write conflicts (409) seen by the replicas: ${conflicts}`,
+        `time to terminal per transaction (creation → completionTime): ${settleTimes(objects, created.map((c) => c.name))}`,
+      ],
     };
   } finally {
     recorder.stop();
@@ -396,7 +453,7 @@ export async function runIsolation(ctx: ChaosContext, o: { good: number; badPerK
     }
     const ledgers = pay.ledgers();
     // Only the good transactions are terminal; check them alone (the bad ones keep the conservation sums open).
-    const tcc = checkTcc({ before, after: ledgers, created: good, objects });
+    const tcc = checkPayments({ before, after: ledgers, created: good, objects });
     violations.push(...tcc.violations.filter((v) => !/^(inventory|credit|order):/.test(v)));
     if (tcc.committed !== good.length) violations.push(`only ${tcc.committed}/${good.length} good transactions committed`);
     const byName = new Map(objects.map((t) => [t.metadata.name, t]));
@@ -424,8 +481,11 @@ export async function runIsolation(ctx: ChaosContext, o: { good: number; badPerK
 }
 
 export function formatResult(r: ScenarioResult): string {
+  const modes = r.byMode
+    ? `: TCC ${r.byMode.TCC.committed} committed/${r.byMode.TCC.aborted} aborted, Saga ${r.byMode.Saga.committed} completed/${r.byMode.Saga.aborted} compensated`
+    : '';
   return [
-    `== ${r.scenario}: ${r.transactions} transactions (${r.committed} committed, ${r.aborted} aborted) in ${r.seconds.toFixed(1)} s`,
+    `== ${r.scenario}: ${r.transactions} transactions (${r.committed} committed, ${r.aborted} aborted${modes}) in ${r.seconds.toFixed(1)} s`,
     `   faults: ${JSON.stringify(r.faults)}`,
     ...r.notes.map((n) => `   ${n}`),
     r.violations.length ? `   VIOLATIONS (${r.violations.length}):\n${r.violations.map((v) => `     - ${v}`).join('\n')}` : '   invariants: all hold',

@@ -1,7 +1,8 @@
 /**
  * The chaos suite, long version (`make chaos`): its own control plane, then
- *   1. TCC payments under operator SIGKILLs, participant errors/hangs/restarts,
- *      kube-apiserver and etcd restarts;
+ *   1. payments, TCC and Saga mixed (4 branches, the payment example's
+ *      participants on SQLite), under operator SIGKILLs, participant
+ *      errors/hangs/restarts, kube-apiserver and etcd restarts;
  *   2. the same with two replicas and leader election, the leader killed repeatedly;
  *   3. two replicas WITHOUT leader election racing on the same objects;
  *   4. misbehaving participants next to well-behaved transactions.
@@ -13,7 +14,7 @@ import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { startControlPlane } from '../support/control-plane.js';
 import { installCrds } from '../support/crds.js';
-import { formatResult, runIsolation, runRacingReplicas, runTccChaos, type ChaosContext, type ScenarioResult } from './driver.js';
+import { formatResult, runIsolation, runPaymentChaos, runRacingReplicas, type ChaosContext, type ScenarioResult } from './driver.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,11 +42,11 @@ try {
     results.push(res);
     log(`\n${formatResult(res)}`);
   };
-  await run(runTccChaos(ctx, {
+  await run(runPaymentChaos(ctx, {
     transactions: n, operatorKills: Math.ceil(kills / 2), apiServerRestarts: long ? 3 : 1, etcdRestarts: long ? 2 : 1,
     participantRestarts: long ? 6 : 1, hangs: true, faultRate: 0.3, createEveryMs: 300, quiesceTimeoutMs: 300_000,
   }));
-  await run(runTccChaos(ctx, {
+  await run(runPaymentChaos(ctx, {
     transactions: n, operatorKills: Math.floor(kills / 2), leaderElect: true, apiServerRestarts: long ? 1 : 0,
     participantRestarts: long ? 2 : 0, hangs: true, faultRate: 0.2, createEveryMs: 300, quiesceTimeoutMs: 300_000,
   }));

@@ -2,8 +2,9 @@
  * The chaos suite's short version (test/chaos/, `make chaos` runs the long
  * one). It starts its own control plane so it can restart kube-apiserver
  * without disturbing the other test files.
- *   - 40 TCC payments with random participant errors, 3 operator SIGKILLs and
- *     one kube-apiserver restart: every transaction terminal, ledgers agree;
+ *   - 40 payments, about half TCC and half Saga, with random participant
+ *     errors, 3 operator SIGKILLs and one kube-apiserver restart: every
+ *     transaction terminal, ledgers agree;
  *   - two replicas without leader election racing on 20 transactions: the
  *     decision never changes and the phase only moves forward;
  *   - misbehaving participants do not slow down other transactions.
@@ -12,7 +13,7 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { installCrds } from '../support/crds.js';
-import { formatResult, runIsolation, runRacingReplicas, runTccChaos, type ChaosContext } from '../chaos/driver.js';
+import { formatResult, runIsolation, runPaymentChaos, runRacingReplicas, type ChaosContext } from '../chaos/driver.js';
 
 let cp: ControlPlane;
 let ctx: ChaosContext;
@@ -31,12 +32,15 @@ afterAll(async () => {
 });
 
 describe('chaos (short)', () => {
-  it('40 TCC payments survive participant errors, 3 operator SIGKILLs and a kube-apiserver restart', async () => {
-    const r = await runTccChaos(ctx, { transactions: 40, operatorKills: 3, apiServerRestarts: 1, faultRate: 0.3, createEveryMs: 250, quiesceTimeoutMs: 90_000 });
+  it('40 TCC and Saga payments survive participant errors, 3 operator SIGKILLs and a kube-apiserver restart', async () => {
+    const r = await runPaymentChaos(ctx, { transactions: 40, operatorKills: 3, apiServerRestarts: 1, faultRate: 0.3, createEveryMs: 250, quiesceTimeoutMs: 90_000 });
     log(formatResult(r));
     expect(r.violations).toEqual([]);
     expect(r.transactions).toBe(40);
     expect(r.committed + r.aborted).toBe(40);
+    // Both modes ran (each transaction is a coin toss: all 40 alike is a 1 in 2^39 event).
+    expect(r.byMode!.TCC.committed + r.byMode!.TCC.aborted).toBeGreaterThan(0);
+    expect(r.byMode!.Saga.committed + r.byMode!.Saga.aborted).toBeGreaterThan(0);
     expect(r.faults.operatorKill).toBe(3);
     expect(r.faults.apiServerRestart).toBe(1);
   }, 170_000);

@@ -1,7 +1,8 @@
 /**
  * The seed's payment example for integration tests: the four participant
  * services (real gRPC servers, each with its own SQLite file) on free loopback
- * ports, and DistributedTransaction manifests that pay an order through them.
+ * ports, and DistributedTransaction manifests that pay an order through them,
+ * as TCC or as Saga.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -62,24 +63,35 @@ export interface PayOptions {
   timeout?: string;
   callTimeout?: string;
   retry?: TransactionSpec['retry'];
+  /** @default "TCC" */
+  mode?: 'TCC' | 'Saga';
 }
 
-/** A TCC transaction paying one order: the seed's four branches, reached by raw loopback addresses. */
+/**
+ * Saga order: the order is paid first, then stock and credit together, the
+ * delivery note once the stock is sold (so compensation runs warehouse before
+ * inventory before order).
+ */
+export const SAGA_DEPENDS_ON: Record<ServiceName, string[]> = { order: [], inventory: ['order'], credit: ['order'], warehouse: ['inventory'] };
+
+/** A transaction paying one order: the seed's four branches, reached by raw loopback addresses. */
 export function payOrder(p: PaymentServices, o: PayOptions): DistributedTransaction {
   const qty = o.qty ?? 2;
+  const mode = o.mode ?? 'TCC';
   const branch = (name: ServiceName, operation: string, payload: unknown): BranchSpec => ({
     name,
     endpoint: { address: `127.0.0.1:${p.ports[name]}` },
     operation,
     payload,
     callTimeout: o.callTimeout ?? '5s',
+    ...(mode === 'Saga' && SAGA_DEPENDS_ON[name].length > 0 ? { dependsOn: SAGA_DEPENDS_ON[name] } : {}),
   });
   return {
     apiVersion: `${GROUP}/${VERSION}`,
     kind: 'DistributedTransaction',
     metadata: { name: o.name, namespace: o.namespace } as DistributedTransaction['metadata'],
     spec: {
-      mode: 'TCC',
+      mode,
       timeout: o.timeout ?? '30s',
       retry: o.retry ?? { initialInterval: '200ms', maxInterval: '2s', multiplier: 2, maxAttempts: 0 },
       branches: [
@@ -106,4 +118,4 @@ export function transactions(kc: k8s.KubeConfig) {
   };
 }
 
-export const terminal = new Set(['Committed', 'Aborted', 'Failed']);
+export const terminal = new Set(['Committed', 'Aborted', 'Completed', 'Compensated', 'Failed']);
