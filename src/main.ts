@@ -55,6 +55,9 @@ async function main(): Promise<void> {
     delete: (tx) => apiStore.delete(tx),
   };
   const pool = new ChannelPool();
+  const limiter = flags.maxCallsPerEndpoint > 0 ? new EndpointLimiter(flags.maxCallsPerEndpoint) : undefined;
+  const admission = flags.maxForwardTransactions > 0 ? new ForwardAdmission(flags.maxForwardTransactions, () => manager?.cachedTransactions() ?? [], now) : undefined;
+  metrics.flowControlSource = () => ({ transactions: admission?.waiting() ?? 0, calls: limiter?.totals().waiting ?? 0 });
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const reconciler = new Reconciler({
     store,
@@ -70,14 +73,14 @@ async function main(): Promise<void> {
       now,
       defaultCallTimeoutMs: flags.defaultCallTimeoutMs,
       parseDuration,
-      limiter: flags.maxCallsPerEndpoint > 0 ? new EndpointLimiter(flags.maxCallsPerEndpoint) : undefined,
+      limiter,
     },
     events: new EventRecorder(kc, logger, flags.identity, now),
     metrics,
     logger,
     now,
     defaultTtlMs: flags.defaultTtlMs,
-    admission: flags.maxForwardTransactions > 0 ? new ForwardAdmission(flags.maxForwardTransactions, () => manager?.cachedTransactions() ?? [], now) : undefined,
+    admission,
   });
   manager = new Manager({ kubeConfig: kc, reconciler, store: apiStore, metrics, logger, workers: flags.workers, namespaces: flags.namespaces, resyncMs: flags.resyncMs });
 

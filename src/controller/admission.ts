@@ -61,6 +61,16 @@ export class ForwardAdmission {
     return { admitted: true };
   }
 
+  /** Transactions the cache shows held back (Pending, reason WaitingForCapacity), for the flow-control gauge. */
+  waiting(): number {
+    let n = 0;
+    for (const tx of this.cached()) {
+      if (!this.applies(tx) || tx.status?.phase !== 'Pending') continue;
+      if (tx.status.conditions?.some((c) => c.type === 'Succeeded' && c.reason === 'WaitingForCapacity')) n++;
+    }
+    return n;
+  }
+
   /** Transactions in their forward phase: the cache's, plus our admissions the cache has not shown started. */
   count(): number {
     const now = this.now();

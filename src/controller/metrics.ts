@@ -26,6 +26,19 @@ export class OperatorMetrics {
       if (this.inFlightSource) this.setInFlight(this.inFlightSource());
     },
   });
+  /** Set at start when flow control is on: what waits for capacity now. */
+  flowControlSource?: () => { transactions: number; calls: number };
+  readonly flowControlWaiting = new Gauge({
+    name: 'kubetx_flow_control_waiting',
+    help: 'Held back by flow control, at scrape time: transactions waiting in Pending (--max-forward-transactions) and participant calls waiting for an endpoint slot (--max-calls-per-endpoint).',
+    labelNames: ['what'],
+    registers: [this.registry],
+    collect: () => {
+      const w = this.flowControlSource?.() ?? { transactions: 0, calls: 0 };
+      this.flowControlWaiting.set({ what: 'transactions' }, w.transactions);
+      this.flowControlWaiting.set({ what: 'calls' }, w.calls);
+    },
+  });
   readonly decisions = new Counter({ name: 'kubetx_decisions_total', help: 'Decisions persisted, by mode and decision.', labelNames: ['mode', 'decision'], registers: [this.registry] });
   readonly escalations = new Counter({ name: 'kubetx_escalations_total', help: 'Transactions that need a human (retry budget spent, invalid spec).', labelNames: ['reason'], registers: [this.registry] });
   readonly queueDepth = new Gauge({ name: 'kubetx_workqueue_depth', help: 'Keys waiting in the work queue.', registers: [this.registry] });

@@ -34,4 +34,15 @@ export class EndpointLimiter {
     const s = this.slots.get(target);
     return { active: s?.active ?? 0, waiting: s?.waiting.length ?? 0 };
   }
+
+  /** Calls in flight and waiting, over every target (the flow-control gauge). */
+  totals(): { active: number; waiting: number } {
+    let active = 0;
+    let waiting = 0;
+    for (const s of this.slots.values()) {
+      active += s.active;
+      waiting += s.waiting.length;
+    }
+    return { active, waiting };
+  }
 }

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DistributedTransaction } from '../../src/api/types.js';
 import { serveParticipant, type Participant } from '../../src/sdk/index.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
-import { startOperator, type OperatorProcess } from '../support/operator.js';
+import { counterValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { transactions } from '../support/payment.js';
 
 // ~40 s for 500 on an idle 2-core machine (the generous limit is for a machine shared with other
@@ -93,13 +93,22 @@ describe('flow control', () => {
       const names = Array.from({ length: TOTAL }, (_, i) => `burst-${String(i).padStart(3, '0')}`);
       for (let i = 0; i < names.length; i += 50) await Promise.all(names.slice(i, i + 50).map((n) => txs.create(tcc(n))));
       const created = Date.now() - started;
+      // The flow-control gauge, sampled while the burst runs: both kinds of waiting must show.
+      const peak = { transactions: 0, calls: 0 };
+      const sample = async () => {
+        const text = await operator.metrics();
+        for (const what of ['transactions', 'calls'] as const) peak[what] = Math.max(peak[what], counterValue(text, 'kubetx_flow_control_waiting', { what }));
+      };
       await eventually(
         `all ${TOTAL} transactions to commit`,
-        async () => ([...phases.values()].filter((p) => p === 'Committed').length === TOTAL ? true : undefined),
+        async () => {
+          await sample();
+          return [...phases.values()].filter((p) => p === 'Committed').length === TOTAL ? true : undefined;
+        },
         420_000,
       );
       const elapsed = Date.now() - started;
-      process.stderr.write(`flow-control: ${TOTAL} created in ${created} ms, all committed after ${elapsed} ms; ${load.calls} calls, max concurrent ${load.max}; ${waiting.size} seen WaitingForCapacity\n`);
+      process.stderr.write(`flow-control: ${TOTAL} created in ${created} ms, all committed after ${elapsed} ms; ${load.calls} calls, max concurrent ${load.max}; ${waiting.size} seen WaitingForCapacity; gauge peaks: ${peak.transactions} transactions, ${peak.calls} calls waiting\n`);
       // Confirm with the server, not just the watch.
       const list = await txs.list(ns);
       expect(list.length).toBe(TOTAL);
@@ -107,6 +116,14 @@ describe('flow control', () => {
       expect(load.max).toBeLessThanOrEqual(MAX_CALLS);
       expect(load.max).toBeGreaterThan(1);
       expect(waiting.size).toBeGreaterThan(0);
+      expect(peak.transactions).toBeGreaterThan(0);
+      expect(peak.calls).toBeGreaterThan(0);
+      // Once everything committed, nothing is held back (the cache may lag the last writes a moment).
+      await eventually('the flow-control gauge back to 0', async () => {
+        const text = await operator.metrics();
+        return counterValue(text, 'kubetx_flow_control_waiting', { what: 'transactions' }) === 0 &&
+          counterValue(text, 'kubetx_flow_control_waiting', { what: 'calls' }) === 0 ? true : undefined;
+      });
     } finally {
       watch.abort();
     }

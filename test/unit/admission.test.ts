@@ -20,6 +20,13 @@ describe('ForwardAdmission', () => {
     expect(a.admit(tx('new2', 'TCC'))).toEqual({ admitted: true });
   });
 
+  it('waiting() counts the cached transactions held back, not started or other ones', () => {
+    const held = { phase: 'Pending', conditions: [{ type: 'Succeeded', status: 'Unknown', reason: 'WaitingForCapacity', message: '', lastTransitionTime: '' }] } as DistributedTransaction['status'];
+    const cache = [tx('w1', 'TCC', held), tx('w2', 'Saga', held), tx('t1', 'TCC', { phase: 'Trying' }), tx('p1', 'TCC', { phase: 'Pending' }), tx('n1', 'Notify', held)];
+    expect(new ForwardAdmission(1, () => cache).waiting()).toBe(2);
+    expect(new ForwardAdmission(0, () => cache).waiting()).toBe(0); // flow control off
+  });
+
   it('forgets admissions the cache never shows started', () => {
     let now = 0;
     const a = new ForwardAdmission(1, () => [], () => now);

@@ -38,6 +38,18 @@ describe('EndpointLimiter', () => {
     expect(a).toBe('blocked');
   });
 
+  it('totals() sums in-flight and waiting calls over every target', async () => {
+    const l = new EndpointLimiter(1);
+    const relA = await l.acquire('a');
+    await l.acquire('b');
+    const queued = l.acquire('a');
+    void l.acquire('a');
+    expect(l.totals()).toEqual({ active: 2, waiting: 2 });
+    relA();
+    await queued;
+    expect(l.totals()).toEqual({ active: 2, waiting: 1 });
+  });
+
   it('max 0 is unlimited', async () => {
     const l = new EndpointLimiter(0);
     for (let i = 0; i < 100; i++) await l.acquire('a');
