@@ -110,6 +110,17 @@ export class Operators {
     return Math.floor(Math.random() * this.procs.length);
   }
 
+  /** The Lease's leaseTransitions (holder changes), when leader election is on and the Lease is readable. */
+  async leaseTransitions(): Promise<number | undefined> {
+    if (!this.leaderElect) return undefined;
+    try {
+      const lease = await this.ctx.kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: this.leaseName, namespace: this.ns });
+      return lease.spec?.leaseTransitions;
+    } catch {
+      return undefined;
+    }
+  }
+
   /**
    * SIGKILL (no cleanup at all), then start a replacement under a new identity,
    * as a Deployment replaces a lost pod. (Restarted under its old identity, a
@@ -273,6 +284,7 @@ export async function runPaymentChaos(ctx: ChaosContext, o: PaymentChaosOptions)
         `quiescence ${quiescedAfterS.toFixed(1)} s after the last creation`,
         `watch reconnects: ${recorder.reconnects}`,
         `why aborted: ${abortReasons(created, objects)}`,
+        ...(o.leaderElect ? [`Lease holder changes (leaseTransitions): ${(await ops.leaseTransitions()) ?? 'unknown'}`] : []),
       ],
     };
   } finally {
