@@ -17,6 +17,26 @@ import type * as k8s from '@kubernetes/client-node';
 /** Keep the last few identities only: rotation must not grow the cache without bound. */
 const MAX_AGENTS = 4;
 
+/**
+ * An https.Agent that hands a freed keep-alive socket to the next request one
+ * macrotask later. Why: client-node's node-fetch 2.x checks, when a chunked
+ * response emits 'close', whether its socket still has a 'data' listener and
+ * then fails the request with "Premature close". With keep-alive the agent
+ * may already have given that socket to the next request (which listens for
+ * 'data'), so a response that arrived whole is reported as failed — seen as
+ * hundreds of failed status writes in a 500-transaction burst. Deferring the
+ * agent's 'free' handling lets the finished response close first.
+ */
+export class DeferredFreeAgent extends HttpsAgent {
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'free') {
+      setImmediate(() => super.emit(event, ...args));
+      return true;
+    }
+    return super.emit(event, ...args);
+  }
+}
+
 type CreateAgent = (cluster: k8s.Cluster | null, options: AgentOptions) => HttpAgent | HttpsAgent;
 
 export interface ReuseOptions {
@@ -48,7 +68,7 @@ export function reuseConnections(kc: k8s.KubeConfig, opts: ReuseOptions = {}): (
     const key = fingerprint(cluster, options);
     let agent = agents.get(key);
     if (!agent) {
-      agent = new HttpsAgent({ ...options, keepAlive: true, maxSockets: opts.maxSockets ?? 64, maxFreeSockets: opts.maxSockets ?? 64 });
+      agent = new DeferredFreeAgent({ ...options, keepAlive: true, maxSockets: opts.maxSockets ?? 64, maxFreeSockets: opts.maxSockets ?? 64 });
       made++;
       agents.set(key, agent);
       // Evicted agents are only forgotten, not destroyed: a watch may still be

@@ -116,6 +116,11 @@ describe('flow control', () => {
       expect(load.max).toBeLessThanOrEqual(MAX_CALLS);
       expect(load.max).toBeGreaterThan(1);
       expect(waiting.size).toBeGreaterThan(0);
+      // Nothing failed on the way: no status write or reconcile error in a burst with healthy
+      // participants and API server (a keep-alive bug in the HTTP client once failed hundreds).
+      const text = await operator.metrics();
+      expect(counterValue(text, 'kubetx_status_writes_total', { result: 'error' })).toBe(0);
+      expect(counterValue(text, 'kubetx_reconcile_total', { result: 'error' })).toBe(0);
       expect(peak.transactions).toBeGreaterThan(0);
       expect(peak.calls).toBeGreaterThan(0);
       // Once everything committed, nothing is held back (the cache may lag the last writes a moment).
