@@ -220,3 +220,34 @@ describe('kubectl dtx abort', () => {
     expect(pay.ledgers().order!.orders['3002']!.status).toBe('PAID');
   });
 });
+
+describe('kubectl dtx retry (TCC)', () => {
+  it('a Confirm that keeps failing spends its budget → Failed; fixed, then kubectl dtx retry → Committed', async () => {
+    const credit = dbPathIn(pay.dir, 'credit');
+    setFault(credit, { method: 'Confirm', mode: 'fail', message: 'credit ledger locked' });
+    pay.addOrders([3003]);
+    try {
+      await txs.create(payOrder(pay, {
+        name: 'confirm-budget', namespace: ns, orderId: 3003,
+        retry: { initialInterval: '100ms', maxInterval: '200ms', multiplier: 2, maxAttempts: 3 },
+      }));
+      const failed = await until('confirm-budget', ['Failed']);
+      // Decided Confirm before failing: the budget stops the calls, never the decision.
+      expect(failed.status?.decision).toBe('Confirm');
+      expect(failed.status?.message).toMatch(/credit/);
+      expect(failed.status?.message).toMatch(/credit ledger locked/);
+      expect(failed.status?.branches?.find((b) => b.name === 'credit')?.attempts).toBe(3);
+      await eventually('the RetryBudgetExhausted event', async () => ((await eventReasons('confirm-budget')).includes('RetryBudgetExhausted') ? true : undefined));
+      expect(pay.ledgers().order!.orders['3003']!.status).not.toBe('CANCELED');
+      clearFaults(credit);
+      const { code } = await cli('retry', 'confirm-budget');
+      expect(code).toBe(0);
+    } finally {
+      clearFaults(credit);
+    }
+    const tx = await until('confirm-budget', ['Committed']);
+    expect(tx.status?.retryAcknowledged).toBe(tx.metadata.annotations?.['kubetx.io/retry']);
+    expect(tx.status?.branches?.map((b) => b.state)).toEqual(['Confirmed', 'Confirmed', 'Confirmed', 'Confirmed']);
+    expect(pay.ledgers().order!.orders['3003']!.status).toBe('PAID');
+  });
+});
