@@ -35,7 +35,13 @@ async function main(): Promise<void> {
       fault: { type: 'string', multiple: true, default: [] },
     },
   });
-  const faults = values.fault!.map(parseTravelFault);
+  let faults: ReturnType<typeof parseTravelFault>[];
+  try {
+    faults = values.fault!.map(parseTravelFault);
+  } catch (err) {
+    process.stderr.write(`travel server: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
   const base = Number(values['base-port']);
   const dir = values['db-dir']!;
   mkdirSync(dir, { recursive: true });
