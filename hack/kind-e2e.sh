@@ -7,7 +7,7 @@
 #   3. creates the kind cluster $KIND_CLUSTER_NAME (default kubetx-e2e), or
 #      reuses it if it already exists, with its kubeconfig in .tmp/
 #   4. make image (operator + payment images), kind load docker-image of both
-#   5. helm install charts/kubetx with the image overridden; waits for a leader
+#   5. helm install charts/kubetx with the image overridden; waits for a Lease holder
 #   6. applies examples/payment/k8s (namespace shop, the four participants),
 #      waits for the rollouts, applies examples/payment/manifests/pay-order-
 #      {success,refused}.yaml and waits for Committed / Aborted
@@ -87,11 +87,11 @@ log "helm install charts/kubetx ($helm_bin)"
   --namespace "$release_ns" --create-namespace \
   --set image.repository="${operator_image%:*}" --set image.tag="${operator_image##*:}" --set image.pullPolicy=IfNotPresent
 k -n "$release_ns" rollout status deploy/kubetx --timeout=180s
-# Readiness means "leading": one Ready replica is the leader (the standby stays unready by design).
-leading() { [ "$(k -n "$release_ns" get deploy/kubetx -o jsonpath='{.status.readyReplicas}')" -ge 1 ] 2>/dev/null; }
-for _ in $(seq 90); do leading && break; sleep 2; done
-leading || { log "no operator replica became Ready (leading) in 180 s"; exit 1; }
-k -n "$release_ns" get lease kubetx-leader -o jsonpath='leader: {.spec.holderIdentity}{"\n"}' >&2
+# Ready does not mean leading (a standby waiting for the Lease is Ready): wait for a Lease holder.
+leader() { k -n "$release_ns" get lease kubetx-leader -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
+for _ in $(seq 90); do [ -n "$(leader)" ] && break; sleep 2; done
+[ -n "$(leader)" ] || { log "no operator replica took the Lease kubetx-leader in 180 s"; exit 1; }
+log "leader: $(leader)"
 
 log "deploying examples/payment/k8s"
 k apply -f examples/payment/k8s/namespace.yaml
