@@ -15,7 +15,7 @@ import { OperatorMetrics } from './controller/metrics.js';
 import { Reconciler } from './controller/reconciler.js';
 import { ApiStatusStore, type StatusStore } from './controller/status-writer.js';
 import { parseFlags, usage, UsageRequested, type OperatorFlags } from './cmd/flags.js';
-import { parseDuration } from './engine/index.js';
+import { makeStep, parseDuration } from './engine/index.js';
 import { makeLogger } from './log.js';
 import { ChannelPool } from './participants/pool.js';
 import { EndpointLimiter } from './participants/endpoint-limiter.js';
@@ -81,6 +81,7 @@ async function main(): Promise<void> {
     now,
     defaultTtlMs: flags.defaultTtlMs,
     admission,
+    step: makeStep({ message: { onCheckTimeout: flags.messageCheckTimeoutAction } }),
   });
   manager = new Manager({ kubeConfig: kc, reconciler, store: apiStore, metrics, logger, workers: flags.workers, namespaces: flags.namespaces, resyncMs: flags.resyncMs });
 

@@ -4,7 +4,7 @@
  * ill-formed flags are an error naming the flag, never ignored.
  */
 import { parseArgs } from 'node:util';
-import { parseDuration } from '../engine/index.js';
+import { parseDuration, type CheckTimeoutAction } from '../engine/index.js';
 
 export interface OperatorFlags {
   kubeconfig?: string;
@@ -31,6 +31,8 @@ export interface OperatorFlags {
   maxCallsPerEndpoint: number;
   /** 0 = unlimited. */
   maxForwardTransactions: number;
+  /** What a Message transaction does when CheckPrepared never answers within its timeout. */
+  messageCheckTimeoutAction: CheckTimeoutAction;
 }
 
 export const usage = `kubetx operator
@@ -56,6 +58,7 @@ export const usage = `kubetx operator
   --resync-period DUR               re-list and requeue everything this often (default 5m)
   --max-calls-per-endpoint N        participant calls in flight per endpoint; more wait in FIFO order (default 32; 0 = unlimited)
   --max-forward-transactions N      TCC/Saga transactions in their forward phase at once; new ones wait Pending (default 0 = unlimited)
+  --message-check-timeout-action A  Message with no answer from CheckPrepared within spec.timeout: Rollback (default) or Fail (a human decides)
 `;
 
 export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorFlags {
@@ -84,6 +87,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'resync-period': { type: 'string', default: '5m' },
       'max-calls-per-endpoint': { type: 'string', default: '32' },
       'max-forward-transactions': { type: 'string', default: '0' },
+      'message-check-timeout-action': { type: 'string', default: 'Rollback' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -106,6 +110,10 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (!Number.isSafeInteger(n)) throw new Error(`--${flag}: want an integer >= 0 (0 = unlimited), got "${v}"`);
     return n;
   };
+  const checkTimeout = values['message-check-timeout-action'];
+  if (checkTimeout !== 'Rollback' && checkTimeout !== 'Fail') {
+    throw new Error(`--message-check-timeout-action: want Rollback or Fail, got "${checkTimeout}"`);
+  }
   const serviceOverrides = new Map<string, string>();
   for (const o of values['service-override']) {
     const m = /^([a-z0-9-]+\.[a-z0-9-]+)=(.+:\d+)$/.exec(o);
@@ -135,6 +143,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     identity: env.POD_NAME ?? `${env.HOSTNAME ?? 'kubetx'}-${process.pid}`,
     maxCallsPerEndpoint: count('max-calls-per-endpoint'),
     maxForwardTransactions: count('max-forward-transactions'),
+    messageCheckTimeoutAction: checkTimeout,
   };
   if (!(flags.retryPeriodMs < flags.renewDeadlineMs && flags.renewDeadlineMs < flags.leaseMs)) {
     throw new Error('--retry-period < --renew-deadline < --lease-duration must hold');

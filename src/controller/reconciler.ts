@@ -16,7 +16,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { DistributedTransaction, TransactionStatus } from '../api/types.js';
 import { parseDuration, setCondition, step } from '../engine/index.js';
 import { ABORT_ANNOTATION, RETRY_ANNOTATION, ackValue } from '../engine/intervention.js';
-import type { CallOutcome, EventIntent, StepOutput } from '../engine/types.js';
+import type { CallOutcome, EventIntent, Step, StepOutput } from '../engine/types.js';
 import { callParticipant, type CallerDeps } from '../participants/caller.js';
 import { findSpecViolation, type SpecViolation } from './spec-checks.js';
 import { finalPhases, terminalPhases } from './phases.js';
@@ -41,6 +41,8 @@ export interface ReconcilerDeps {
   defaultTtlMs?: number;
   /** --max-forward-transactions: not-started TCC/Saga transactions wait for capacity here. */
   admission?: ForwardAdmission;
+  /** The engine with the operator's settings (makeStep); the defaults when unset. */
+  step?: Step;
 }
 
 /** A guard against an engine bug looping forever inside one reconcile. */
@@ -76,7 +78,7 @@ export class Reconciler {
     let outcomes: CallOutcome[] = [];
     let out: StepOutput | undefined;
     for (let i = 0; i < maxStepsPerReconcile; i++) {
-      out = step({ tx, status, outcomes, now: deps.now() });
+      out = (deps.step ?? step)({ tx, status, outcomes, now: deps.now() });
       this.emit(tx, out.events, log);
       status = out.status;
       if (out.calls.length === 0) break;

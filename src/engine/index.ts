@@ -9,9 +9,9 @@ import { setCondition } from './conditions.js';
 import { iso, truncate } from './text.js';
 import { stepTcc } from './tcc.js';
 import { stepSaga } from './saga.js';
-import { stepMessage } from './message.js';
+import { makeStepMessage, type MessageEngineOptions } from './message.js';
 import { stepNotify } from './notify.js';
-import type { StepInput, StepOutput } from './types.js';
+import type { Step, StepInput, StepOutput } from './types.js';
 
 export type * from './types.js';
 export { stepTcc, isTerminalTccPhase } from './tcc.js';
@@ -71,7 +71,21 @@ export { MAX_TEXT, truncate } from './text.js';
 /** How long to wait before stepping again after the engine itself failed (a bug): slow enough not to spin. */
 export const ENGINE_ERROR_REQUEUE_MS = 60_000;
 
-export function step(input: StepInput): StepOutput {
+/** Operator-wide engine settings (flags), fixed at start. */
+export interface EngineOptions {
+  message?: MessageEngineOptions;
+}
+
+/** The one step for every mode, with the operator's engine settings. */
+export function makeStep(options: EngineOptions = {}): Step {
+  const stepMessage = makeStepMessage(options.message);
+  return (input) => dispatch(input, stepMessage);
+}
+
+/** The step with default settings. */
+export const step: Step = makeStep();
+
+function dispatch(input: StepInput, stepMessage: Step): StepOutput {
   try {
     const mode: unknown = input?.tx?.spec?.mode;
     if (mode === 'TCC') return stepTcc(input);

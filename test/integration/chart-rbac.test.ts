@@ -112,6 +112,7 @@ describe('chart: lint, render, schema', () => {
       identity: 'kubetx-abc',
       maxCallsPerEndpoint: 32,
       maxForwardTransactions: 0,
+      messageCheckTimeoutAction: 'Rollback',
     });
     const svc = r.one<{ spec: k8s.V1ServiceSpec }>('Service');
     expect(svc.spec.ports).toEqual([expect.objectContaining({ name: 'metrics', port: 8080, targetPort: 'metrics' })]);
@@ -131,6 +132,7 @@ describe('chart: lint, render, schema', () => {
         logLevel: 'debug',
         clusterDomain: 'corp.example',
         flowControl: { maxCallsPerEndpoint: 8, maxForwardTransactions: 100 },
+        message: { checkTimeoutAction: 'Fail' },
         leaderElection: { leaseName: 'tx-lease', leaseDuration: '30s', renewDeadline: '20s', retryPeriod: '4s' },
       },
     });
@@ -152,6 +154,7 @@ describe('chart: lint, render, schema', () => {
       retryPeriodMs: 4000,
       maxCallsPerEndpoint: 8,
       maxForwardTransactions: 100,
+      messageCheckTimeoutAction: 'Fail',
     });
     const off = renderChart({ release: 'tx', namespace: 'ops', values: { replicaCount: 1, leaderElection: { enabled: false } } });
     expect(parseFlags(operatorContainer(off).args ?? [], {}).leaderElect).toBe(false);
@@ -185,6 +188,7 @@ describe('chart: lint, render, schema', () => {
     ['flowControl.maxCallsPerEndpoint: -1', { flowControl: { maxCallsPerEndpoint: -1 } }, /at '\/flowControl\/maxCallsPerEndpoint': minimum/],
     ['workers: 5000', { workers: 5000 }, /at '\/workers': maximum/],
     ['workers: "4" (a string)', { workers: '4' }, /at '\/workers': got string, want integer/],
+    ['message.checkTimeoutAction: Commit', { message: { checkTimeoutAction: 'Commit' } }, /at '\/message\/checkTimeoutAction': value must be one of 'Rollback', 'Fail'/],
     ['logLevel: loud', { logLevel: 'loud' }, /at '\/logLevel': value must be one of 'trace', 'debug', 'info'/],
     ['a misspelt top-level key (replicas)', { replicas: 3 }, /additional properties 'replicas' not allowed/],
     ['a misspelt nested key', { endpointPolicy: { allowRawAddress: true } }, /at '\/endpointPolicy': additional properties 'allowRawAddress' not allowed/],

@@ -11,6 +11,7 @@ import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  orderMessage,
   placeOrder,
   startOrderService,
   startReceiver,
@@ -166,5 +167,43 @@ describe('Message: order → inventory, credit', () => {
     // The upstream comes back and tries to finish: its local transaction cannot commit any more.
     await expect(message.runLocal(() => 1)).rejects.toBeInstanceOf(MessageRolledBack);
     expect(inventory.calls.get(message.uid)).toBeUndefined();
+  });
+});
+
+describe('--message-check-timeout-action Fail', () => {
+  let strictNs: string;
+  let strict: OperatorProcess;
+  beforeAll(async () => {
+    strictNs = await freshNamespace(kc, 'msg-strict');
+    strict = await startOperator({ kubeconfig: kubeconfigPath(), namespaces: [strictNs], args: ['--message-check-timeout-action', 'Fail'] });
+  });
+  afterAll(async () => {
+    await strict?.kill();
+  });
+
+  it('an upstream that never answers CheckPrepared → Failed with no decision, nothing delivered; its decision later resumes it', async () => {
+    const o = options({ checkAfter: '1s', timeout: '2s' });
+    // The source's address refuses connections: every check-back fails, none answers.
+    const m = orderMessage({ ...o, namespace: strictNs, endpoints: { ...o.endpoints, order: { address: '127.0.0.1:1' } } });
+    const created = await txs.create({ apiVersion: 'kubetx.io/v1alpha1', kind: 'DistributedTransaction', ...m, spec: { ...m.spec, mode: 'Message' } } as DistributedTransaction);
+    const failed = await eventually('Failed', async () => {
+      const t = await txs.get(strictNs, o.name);
+      return t.status?.phase === 'Failed' ? t : undefined;
+    });
+    expect(failed.status?.decision).toBeUndefined();
+    expect(failed.status?.message).toMatch(/set spec.message.decision to Commit or Rollback/);
+    expect(inventory.calls.get(created.metadata.uid)).toBeUndefined();
+    // A human (or the upstream, once back) decides: delivery resumes.
+    await kc.makeApiClient(k8s.CustomObjectsApi).patchNamespacedCustomObject(
+      { group: 'kubetx.io', version: 'v1alpha1', plural: 'distributedtransactions', namespace: strictNs, name: o.name, body: { spec: { message: { decision: 'Commit' } } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    const delivered = await eventually('Delivered', async () => {
+      const t = await txs.get(strictNs, o.name);
+      return t.status?.phase === 'Delivered' ? t : undefined;
+    });
+    expect(delivered.status?.decision).toBe('Deliver');
+    expect(inventory.calls.get(created.metadata.uid)).toBe(1);
+    expect(credit.calls.get(created.metadata.uid)).toBe(1);
   });
 });

@@ -58,6 +58,10 @@ describe('flow-control flags', () => {
     expect(parseFlags([], {})).toMatchObject({ maxCallsPerEndpoint: 32, maxForwardTransactions: 0 });
     expect(parseFlags(['--max-calls-per-endpoint', '0', '--max-forward-transactions', '50'], {})).toMatchObject({ maxCallsPerEndpoint: 0, maxForwardTransactions: 50 });
     expect(() => parseFlags(['--max-calls-per-endpoint', '-1'], {})).toThrow(/--max-calls-per-endpoint/);
+    // Not flow control, but the same kind of operator-wide setting.
+    expect(parseFlags([], {}).messageCheckTimeoutAction).toBe('Rollback');
+    expect(parseFlags(['--message-check-timeout-action', 'Fail'], {}).messageCheckTimeoutAction).toBe('Fail');
+    expect(() => parseFlags(['--message-check-timeout-action', 'fail'], {})).toThrow(/--message-check-timeout-action: want Rollback or Fail, got "fail"/);
     expect(() => parseFlags(['--max-forward-transactions=x'], {})).toThrow(/--max-forward-transactions: want an integer/);
   });
 });

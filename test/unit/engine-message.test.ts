@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { makeStepMessage, SOURCE_BRANCH, step, stepMessage } from '../../src/engine/index.js';
+import { makeStep, makeStepMessage, SOURCE_BRANCH, step, stepMessage } from '../../src/engine/index.js';
 import { effectiveRetryPolicy, retryDelayMs } from '../../src/engine/backoff.js';
 import type { DistributedTransaction, MessageSpec, TransactionStatus } from '../../src/api/types.js';
 import type { CallOutcome } from '../../src/engine/types.js';
@@ -208,6 +208,15 @@ describe('Message: check-back', () => {
     const s2 = strict({ tx: withDecision(tx, 'Commit'), status: s1.status, outcomes: [], now: T0 + 20_000 });
     expect(s2.status).toMatchObject({ phase: 'Delivering', decision: 'Deliver' });
     expect(s2.calls).toEqual([{ branch: 'inventory', method: 'Deliver', attempt: 1 }]);
+  });
+
+  it('makeStep carries the operator setting to Message only (--message-check-timeout-action)', () => {
+    const input = { tx, status: prepared, outcomes: [], now: T0 + 12_000 };
+    expect(makeStep({ message: { onCheckTimeout: 'Fail' } })(input).status.phase).toBe('Failed');
+    expect(makeStep()(input).status.phase).toBe('RolledBack');
+    expect(step(input).status.phase).toBe('RolledBack');
+    const tcc = { tx: makeTx(['a']), status: undefined, outcomes: [], now: T0 };
+    expect(makeStep({ message: { onCheckTimeout: 'Fail' } })(tcc)).toEqual(step(tcc));
   });
 });
 
