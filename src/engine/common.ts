@@ -1,7 +1,7 @@
 /** Pieces every mode's state machine uses alike. */
 import type { TransactionStatus } from '../api/types.js';
-import { truncate } from './text.js';
-import type { EventIntent } from './types.js';
+import { parseTime, truncate } from './text.js';
+import type { CallOutcome, EventIntent } from './types.js';
 
 /** A deep copy to build the next status from; a status that cannot be cloned is used as is (the engine never mutates its input in place). */
 export function clone(status: TransactionStatus): TransactionStatus {
@@ -38,4 +38,30 @@ export function succeededFor(
   if (phase === 'Failed' && refusedSpec) return { status: 'False', reason: 'InvalidSpec' };
   if (phase === 'Failed' || outcomes.unsuccessful.includes(phase)) return { status: 'False', reason: phase };
   return { status: 'Unknown', reason: phase };
+}
+
+/** The first outcome per (branch, method, attempt) wins; junk entries are dropped. */
+export function dedupeOutcomes(outcomes: unknown): CallOutcome[] {
+  if (!Array.isArray(outcomes)) return [];
+  const seen = new Set<string>();
+  const out: CallOutcome[] = [];
+  for (const o of outcomes as CallOutcome[]) {
+    if (!o || typeof o !== 'object') continue;
+    const key = `${String(o.branch)}\u0000${String(o.method)}\u0000${String(o.attempt)}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(o);
+  }
+  return out;
+}
+
+/**
+ * When a failed call finished, clamped to [its start, now]: the call finished
+ * between the two, and anything else is a controller bug not worth trusting.
+ * Retry delays count from here.
+ */
+export function failedAt(now: number, lastAttemptTime: string | undefined, o: CallOutcome): number {
+  const started = parseTime(lastAttemptTime) ?? now;
+  const reported = typeof o.finishedAt === 'number' && Number.isFinite(o.finishedAt) ? o.finishedAt : now;
+  return Math.min(now, Math.max(Math.min(started, now), reported));
 }

@@ -45,9 +45,9 @@ import { setCondition } from './conditions.js';
 import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
 import { formatDuration, parseDurationField } from './duration.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
-import { boundedText, iso, parseTime, truncate } from './text.js';
+import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning, succeededFor, type Outcomes } from './common.js';
+import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt } from './common.js';
 
 /** The branch name of the CheckPrepared call (not a valid DNS label, so never a real branch). */
 export const SOURCE_BRANCH = '@source';
@@ -133,7 +133,7 @@ export function makeStepMessage(options: MessageEngineOptions = {}): Step {
     }
     const w = load(input, prev);
 
-    for (const o of dedupe(input.outcomes)) applyOutcome(w, o);
+    for (const o of dedupeOutcomes(input.outcomes)) applyOutcome(w, o);
 
     const decidedBefore = w.decision !== undefined;
     if (!w.decision) {
@@ -303,33 +303,8 @@ function normalizeCheck(raw: unknown): MessageCheckStatus {
   return c;
 }
 
-function validTime(value: unknown): string | undefined {
-  return parseTime(value) === undefined ? undefined : (value as string);
-}
-
 function resolved(w: Work, name: string): ResolvedBranch {
   return w.cfg.branches.find((rb) => rb.name === name)!;
-}
-
-function dedupe(outcomes: unknown): CallOutcome[] {
-  if (!Array.isArray(outcomes)) return [];
-  const seen = new Set<string>();
-  const out: CallOutcome[] = [];
-  for (const o of outcomes as CallOutcome[]) {
-    if (!o || typeof o !== 'object') continue;
-    const key = `${String(o.branch)}\u0000${String(o.method)}\u0000${String(o.attempt)}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.push(o);
-  }
-  return out;
-}
-
-/** When the failed call finished, clamped to [its start, now] (anything else is a controller bug). */
-function failedAt(w: Work, lastAttemptTime: string | undefined, o: CallOutcome): number {
-  const started = parseTime(lastAttemptTime) ?? w.now;
-  const reported = typeof o.finishedAt === 'number' && Number.isFinite(o.finishedAt) ? o.finishedAt : w.now;
-  return Math.min(w.now, Math.max(Math.min(started, w.now), reported));
 }
 
 function applyOutcome(w: Work, o: CallOutcome): void {
@@ -347,7 +322,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
       w.events.push(warning('CheckFailed', `source: CheckPrepared attempt ${o.attempt} failed: ${c.lastError}`));
     }
     const delay = retryDelayMs(w.checkRetry, { uid: w.uid, branch: SOURCE_BRANCH, method: 'CheckPrepared', attempt: c.attempts });
-    c.nextAttemptTime = iso(failedAt(w, c.lastAttemptTime, o) + delay);
+    c.nextAttemptTime = iso(failedAt(w.now, c.lastAttemptTime, o) + delay);
     return;
   }
   if (o.method !== 'Deliver' || w.decision !== 'Deliver') return;
@@ -362,7 +337,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
   // Any failure of Deliver (refused included: it is no business "no") is retried.
   b.lastError = boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed');
   const delay = retryDelayMs(resolved(w, b.name).retry, { uid: w.uid, branch: b.name, method: 'Deliver', attempt: b.attempts });
-  b.nextAttemptTime = iso(failedAt(w, b.lastAttemptTime, o) + delay);
+  b.nextAttemptTime = iso(failedAt(w.now, b.lastAttemptTime, o) + delay);
   w.events.push(warning('CallFailed', `branch ${b.name}: Deliver attempt ${o.attempt} failed: ${b.lastError}`));
 }
 

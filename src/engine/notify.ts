@@ -28,9 +28,9 @@ import { setCondition } from './conditions.js';
 import { resolveConfig, type ResolvedConfig } from './config.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { stepWithIntervention, type InterventionMode } from './intervention.js';
-import { boundedText, iso, parseTime, truncate } from './text.js';
+import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning, succeededFor, type Outcomes } from './common.js';
+import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt } from './common.js';
 
 export const DEFAULT_NOTIFY_SCHEDULE: readonly string[] = ['1s', '5s', '15s', '30s', '1m', '5m', '15m', '30m', '1h'];
 export const DEFAULT_NOTIFY_MAX_ATTEMPTS = 50;
@@ -146,7 +146,7 @@ function stepNotifyCore(input: StepInput, abortMessage: string | undefined): Ste
     return output(w, prev);
   }
 
-  for (const o of dedupe(input.outcomes)) applyOutcome(w, o);
+  for (const o of dedupeOutcomes(input.outcomes)) applyOutcome(w, o);
   for (const b of w.branches) {
     // In flight with no answer in this step: the controller restarted after making the call. Count it as failed.
     if (b.state === 'Delivering' && b.attempts > 0 && b.nextAttemptTime === undefined && !w.answered.has(b.name)) {
@@ -212,24 +212,6 @@ function normalizeBranch(name: string, raw: unknown): BranchStatus {
   return b;
 }
 
-function validTime(value: unknown): string | undefined {
-  return parseTime(value) === undefined ? undefined : (value as string);
-}
-
-function dedupe(outcomes: unknown): CallOutcome[] {
-  if (!Array.isArray(outcomes)) return [];
-  const seen = new Set<string>();
-  const out: CallOutcome[] = [];
-  for (const o of outcomes as CallOutcome[]) {
-    if (!o || typeof o !== 'object') continue;
-    const key = `${String(o.branch)}\u0000${String(o.method)}\u0000${String(o.attempt)}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.push(o);
-  }
-  return out;
-}
-
 function applyOutcome(w: Work, o: CallOutcome): void {
   if (o.method !== 'Deliver') return;
   const b = w.branches.find((x) => x.name === o.branch);
@@ -240,10 +222,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
     b.state = 'Delivered';
     return;
   }
-  const started = parseTime(b.lastAttemptTime) ?? w.now;
-  const reported = typeof o.finishedAt === 'number' && Number.isFinite(o.finishedAt) ? o.finishedAt : w.now;
-  const at = Math.min(w.now, Math.max(Math.min(started, w.now), reported));
-  failed(w, b, boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed'), at);
+  failed(w, b, boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed'), failedAt(w.now, b.lastAttemptTime, o));
 }
 
 /** Attempt `b.attempts` failed at `at`: schedule the next one, or stop at the cap. */

@@ -29,9 +29,9 @@ import { setCondition } from './conditions.js';
 import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
 import { buildDag, readySet, reverseReadySet, type Dag } from './dag.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
-import { boundedText, iso, parseTime, truncate } from './text.js';
+import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning, succeededFor, type Outcomes } from './common.js';
+import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Completed', unsuccessful: ['Compensated'] };
@@ -95,7 +95,7 @@ function stepSagaCore(input: StepInput, abortMessage: string | undefined): StepO
     return output(w, prev);
   }
 
-  for (const o of dedupe(input.outcomes)) applyOutcome(w, o);
+  for (const o of dedupeOutcomes(input.outcomes)) applyOutcome(w, o);
 
   if (w.cfg.errors.length > 0 && !w.decision) {
     const reason = `invalid spec: ${w.cfg.errors.join('; ')}`;
@@ -185,29 +185,12 @@ function normalizeBranch(name: string, raw: unknown): BranchStatus {
   return b;
 }
 
-function validTime(value: unknown): string | undefined {
-  return parseTime(value) === undefined ? undefined : (value as string);
-}
-
 function resolved(w: Work, name: string): ResolvedBranch {
   return w.cfg.branches.find((rb) => rb.name === name)!;
 }
 
 function stateOf(w: Work, name: string): string {
   return w.branches.find((b) => b.name === name)!.state;
-}
-
-/** The first outcome per (branch, method, attempt) wins; junk entries are dropped. */
-function dedupe(outcomes: unknown): CallOutcome[] {
-  if (!Array.isArray(outcomes)) return [];
-  const seen = new Set<string>();
-  return (outcomes as CallOutcome[]).filter((o) => {
-    if (!o || typeof o !== 'object') return false;
-    const key = `${String(o.branch)}\u0000${String(o.method)}\u0000${String(o.attempt)}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
 }
 
 function applyOutcome(w: Work, o: CallOutcome): void {
@@ -237,9 +220,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
   }
   // Retryable, timeout, unknown kinds, and a refused Compensate (no business "no"): retry later.
   b.lastError = boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed');
-  const started = parseTime(b.lastAttemptTime) ?? w.now;
-  const reported = typeof o.finishedAt === 'number' && Number.isFinite(o.finishedAt) ? o.finishedAt : w.now;
-  const finishedAt = Math.min(w.now, Math.max(Math.min(started, w.now), reported));
+  const finishedAt = failedAt(w.now, b.lastAttemptTime, o);
   const delay = retryDelayMs(resolved(w, b.name).retry, { uid: w.uid, branch: b.name, method, attempt: b.attempts });
   b.nextAttemptTime = iso(finishedAt + delay);
   w.events.push(warning('CallFailed', `branch ${b.name}: ${method} attempt ${o.attempt} failed: ${b.lastError}`));

@@ -25,9 +25,9 @@ import { retryDelayMs } from './backoff.js';
 import { setCondition } from './conditions.js';
 import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
-import { boundedText, iso, parseTime, truncate } from './text.js';
+import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning, succeededFor, type Outcomes } from './common.js';
+import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Committed', unsuccessful: ['Aborted'] };
@@ -92,7 +92,7 @@ function stepTccCore(input: StepInput, abortMessage: string | undefined): StepOu
   }
   const w = load(input, prev);
 
-  for (const outcome of dedupe(input.outcomes)) applyOutcome(w, outcome);
+  for (const outcome of dedupeOutcomes(input.outcomes)) applyOutcome(w, outcome);
 
   if (w.cfg.errors.length > 0 && !w.decision) {
     const reason = `invalid spec: ${w.cfg.errors.join('; ')}`;
@@ -197,10 +197,6 @@ function normalizeBranch(name: string, raw: unknown): BranchStatus {
   return b;
 }
 
-function validTime(value: unknown): string | undefined {
-  return parseTime(value) === undefined ? undefined : (value as string);
-}
-
 function currentMethod(w: Work): Method {
   return w.decision === 'Confirm' ? 'Confirm' : w.decision === 'Cancel' ? 'Cancel' : 'Try';
 }
@@ -214,21 +210,6 @@ function isDone(w: Work, b: BranchStatus): boolean {
 
 function resolved(w: Work, name: string): ResolvedBranch {
   return w.cfg.branches.find((rb) => rb.name === name)!;
-}
-
-/** The first outcome per (branch, method, attempt) wins; junk entries are dropped. */
-function dedupe(outcomes: unknown): CallOutcome[] {
-  if (!Array.isArray(outcomes)) return [];
-  const seen = new Set<string>();
-  const out: CallOutcome[] = [];
-  for (const o of outcomes as CallOutcome[]) {
-    if (!o || typeof o !== 'object') continue;
-    const key = `${String(o.branch)}\u0000${String(o.method)}\u0000${String(o.attempt)}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.push(o);
-  }
-  return out;
 }
 
 function applyOutcome(w: Work, o: CallOutcome): void {
@@ -262,10 +243,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
 
   // Retryable, timeout, unknown kinds, and a refused Confirm/Cancel (which is no business "no"): retry later.
   b.lastError = boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed');
-  // The call finished between its start and now; anything else is a controller bug not worth trusting.
-  const started = parseTime(b.lastAttemptTime) ?? w.now;
-  const reported = typeof o.finishedAt === 'number' && Number.isFinite(o.finishedAt) ? o.finishedAt : w.now;
-  const finishedAt = Math.min(w.now, Math.max(Math.min(started, w.now), reported));
+  const finishedAt = failedAt(w.now, b.lastAttemptTime, o);
   const delay = retryDelayMs(resolved(w, b.name).retry, { uid: w.uid, branch: b.name, method, attempt: b.attempts });
   b.nextAttemptTime = iso(finishedAt + delay);
   w.events.push(warning('CallFailed', `branch ${b.name}: ${method} attempt ${o.attempt} failed: ${b.lastError}`));

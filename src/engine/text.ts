@@ -26,3 +26,8 @@ export function parseTime(value: unknown): number | undefined {
   const ms = Date.parse(value);
   return Number.isFinite(ms) ? ms : undefined;
 }
+
+/** `value` when it is a readable timestamp (a status from an older or broken writer may hold anything), else undefined. */
+export function validTime(value: unknown): string | undefined {
+  return parseTime(value) === undefined ? undefined : (value as string);
+}
