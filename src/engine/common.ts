@@ -1,6 +1,6 @@
 /** Pieces every mode's state machine uses alike. */
-import type { TransactionStatus } from '../api/types.js';
-import { parseTime, truncate } from './text.js';
+import type { BranchState, BranchStatus, TransactionStatus } from '../api/types.js';
+import { parseTime, truncate, validTime } from './text.js';
 import type { CallOutcome, EventIntent } from './types.js';
 
 /** A deep copy to build the next status from; a status that cannot be cloned is used as is (the engine never mutates its input in place). */
@@ -64,4 +64,25 @@ export function failedAt(now: number, lastAttemptTime: string | undefined, o: Ca
   const started = parseTime(lastAttemptTime) ?? now;
   const reported = typeof o.finishedAt === 'number' && Number.isFinite(o.finishedAt) ? o.finishedAt : now;
   return Math.min(now, Math.max(Math.min(started, now), reported));
+}
+
+/**
+ * A branch's stored status with only its well-formed fields (a status edited
+ * by hand, or written by an older or broken writer, may hold anything): state
+ * one of `states` (else Pending), attempts a non-negative integer, readable
+ * times, bounded error text, and `result` where the mode keeps one.
+ */
+export function normalizeBranchStatus(name: string, raw: unknown, states: ReadonlySet<string>, keepResult: boolean): BranchStatus {
+  const b: BranchStatus = { name, state: 'Pending', attempts: 0 };
+  if (!raw || typeof raw !== 'object') return b;
+  const r = raw as Record<string, unknown>;
+  if (typeof r.state === 'string' && states.has(r.state)) b.state = r.state as BranchState;
+  if (typeof r.attempts === 'number' && Number.isInteger(r.attempts) && r.attempts >= 0) b.attempts = r.attempts;
+  if (typeof r.lastError === 'string') b.lastError = truncate(r.lastError);
+  const last = validTime(r.lastAttemptTime);
+  if (last) b.lastAttemptTime = last;
+  const next = validTime(r.nextAttemptTime);
+  if (next) b.nextAttemptTime = next;
+  if (keepResult && typeof r.result === 'string') b.result = r.result;
+  return b;
 }

@@ -47,7 +47,7 @@ import { formatDuration, parseDurationField } from './duration.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt } from './common.js';
+import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt, normalizeBranchStatus } from './common.js';
 
 /** The branch name of the CheckPrepared call (not a valid DNS label, so never a real branch). */
 export const SOURCE_BRANCH = '@source';
@@ -275,17 +275,8 @@ function load(input: StepInput, prev: TransactionStatus): Work {
 }
 
 function normalizeBranch(name: string, raw: unknown): BranchStatus {
-  const b: BranchStatus = { name, state: 'Pending', attempts: 0 };
-  if (!raw || typeof raw !== 'object') return b;
-  const r = raw as Record<string, unknown>;
-  if (typeof r.state === 'string' && BRANCH_STATES.has(r.state)) b.state = r.state as BranchState;
-  if (typeof r.attempts === 'number' && Number.isInteger(r.attempts) && r.attempts >= 0) b.attempts = r.attempts;
+  const b = normalizeBranchStatus(name, raw, BRANCH_STATES, false);
   if (b.state === 'Pending' && b.attempts > 0) b.state = 'Delivering';
-  if (typeof r.lastError === 'string') b.lastError = truncate(r.lastError);
-  const last = validTime(r.lastAttemptTime);
-  if (last) b.lastAttemptTime = last;
-  const next = validTime(r.nextAttemptTime);
-  if (next) b.nextAttemptTime = next;
   return b;
 }
 

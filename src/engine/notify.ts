@@ -30,7 +30,7 @@ import { formatDuration, parseDuration } from './duration.js';
 import { stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt } from './common.js';
+import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt, normalizeBranchStatus } from './common.js';
 
 export const DEFAULT_NOTIFY_SCHEDULE: readonly string[] = ['1s', '5s', '15s', '30s', '1m', '5m', '15m', '30m', '1h'];
 export const DEFAULT_NOTIFY_MAX_ATTEMPTS = 50;
@@ -197,18 +197,9 @@ function load(input: StepInput, prev: TransactionStatus): Work {
 }
 
 function normalizeBranch(name: string, raw: unknown): BranchStatus {
-  const b: BranchStatus = { name, state: 'Pending', attempts: 0 };
-  if (!raw || typeof raw !== 'object') return b;
-  const r = raw as Record<string, unknown>;
-  if (typeof r.state === 'string' && BRANCH_STATES.has(r.state)) b.state = r.state as BranchState;
-  if (typeof r.attempts === 'number' && Number.isInteger(r.attempts) && r.attempts >= 0) b.attempts = r.attempts;
+  const b = normalizeBranchStatus(name, raw, BRANCH_STATES, false);
   if (b.state === 'Pending' && b.attempts > 0) b.state = 'Delivering';
   if (b.state !== 'Pending' && b.attempts === 0) b.state = 'Pending';
-  if (typeof r.lastError === 'string') b.lastError = truncate(r.lastError);
-  const last = validTime(r.lastAttemptTime);
-  if (last) b.lastAttemptTime = last;
-  const next = validTime(r.nextAttemptTime);
-  if (next) b.nextAttemptTime = next;
   return b;
 }
 

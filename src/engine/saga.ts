@@ -31,7 +31,7 @@ import { buildDag, readySet, reverseReadySet, type Dag } from './dag.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt } from './common.js';
+import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt, normalizeBranchStatus } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Completed', unsuccessful: ['Compensated'] };
@@ -171,18 +171,7 @@ function load(input: StepInput, prev: TransactionStatus): Work {
 }
 
 function normalizeBranch(name: string, raw: unknown): BranchStatus {
-  const b: BranchStatus = { name, state: 'Pending', attempts: 0 };
-  if (!raw || typeof raw !== 'object') return b;
-  const r = raw as Record<string, unknown>;
-  if (typeof r.state === 'string' && BRANCH_STATES.has(r.state)) b.state = r.state as BranchState;
-  if (typeof r.attempts === 'number' && Number.isInteger(r.attempts) && r.attempts >= 0) b.attempts = r.attempts;
-  if (typeof r.lastError === 'string') b.lastError = truncate(r.lastError);
-  const last = validTime(r.lastAttemptTime);
-  if (last) b.lastAttemptTime = last;
-  const next = validTime(r.nextAttemptTime);
-  if (next) b.nextAttemptTime = next;
-  if (typeof r.result === 'string') b.result = r.result;
-  return b;
+  return normalizeBranchStatus(name, raw, BRANCH_STATES, true);
 }
 
 function resolved(w: Work, name: string): ResolvedBranch {
