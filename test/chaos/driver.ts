@@ -14,7 +14,7 @@ import { clearFaults, FAULT_METHODS, setFault, type FaultMethod } from '../../ex
 import type { DistributedTransaction } from '../../src/api/types.js';
 import { eventually } from '../support/env.js';
 import { counterValue, startOperator, type OperatorProcess } from '../support/operator.js';
-import { payOrder, startPayment, terminal, transactions, type PaymentServices } from '../support/payment.js';
+import { payOrder, startPayment, terminal, transactions } from '../support/payment.js';
 import { HistoryRecorder } from './history.js';
 import { checkHistories, checkPayments, type ModeCounts, type PaymentTx } from './invariants.js';
 import { allBadParticipants } from './misbehaving.js';
