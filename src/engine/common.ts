@@ -1,7 +1,8 @@
 /** Pieces every mode's state machine uses alike. */
 import type { BranchState, BranchStatus, TransactionStatus } from '../api/types.js';
-import { parseTime, truncate, validTime } from './text.js';
-import type { CallOutcome, EventIntent } from './types.js';
+import { retryDelayMs, type ResolvedRetryPolicy } from './backoff.js';
+import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
+import type { CallOutcome, EventIntent, StepInput, StepOutput } from './types.js';
 
 /** A deep copy to build the next status from; a status that cannot be cloned is used as is (the engine never mutates its input in place). */
 export function clone(status: TransactionStatus): TransactionStatus {
@@ -85,4 +86,27 @@ export function normalizeBranchStatus(name: string, raw: unknown, states: Readon
   if (next) b.nextAttemptTime = next;
   if (keepResult && typeof r.result === 'string') b.result = r.result;
   return b;
+}
+
+/**
+ * A failed branch call that will be tried again: keeps its error and schedules
+ * the next attempt at the policy's backoff after the call failed. Returns the
+ * CallFailed Event to record.
+ */
+export function scheduleRetry(b: BranchStatus, o: CallOutcome, now: number, uid: string, method: string, retry: ResolvedRetryPolicy): EventIntent {
+  b.lastError = boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed');
+  const delay = retryDelayMs(retry, { uid, branch: b.name, method, attempt: b.attempts });
+  b.nextAttemptTime = iso(failedAt(now, b.lastAttemptTime, o) + delay);
+  return warning('CallFailed', `branch ${b.name}: ${method} attempt ${o.attempt} failed: ${b.lastError}`);
+}
+
+/** The status as it was and nothing to call: a finished transaction, or an input the engine cannot act on. */
+export function unchanged(prev: TransactionStatus, events: EventIntent[] = []): StepOutput {
+  return { status: clone(prev), calls: [], persistBeforeCalls: false, events };
+}
+
+/** Without a clock reading nothing can be scheduled: the step changes nothing and says why. Undefined when `now` is usable. */
+export function refuseBadClock(input: StepInput, prev: TransactionStatus): StepOutput | undefined {
+  if (typeof input.now === 'number' && Number.isFinite(input.now)) return undefined;
+  return unchanged(prev, [warning('InvalidInput', `engine step called with now = ${String(input.now)}`)]);
 }

@@ -47,7 +47,7 @@ import { formatDuration, parseDurationField } from './duration.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt, normalizeBranchStatus } from './common.js';
+import { dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** The branch name of the CheckPrepared call (not a valid DNS label, so never a real branch). */
 export const SOURCE_BRANCH = '@source';
@@ -121,16 +121,10 @@ export function makeStepMessage(options: MessageEngineOptions = {}): Step {
     // still proceeds when a decision is set in the spec; every other terminal phase is final.
     const resumable = prev.phase === 'Failed' && !isMessageDecision(prev.decision) && specDecision !== undefined;
     if (isTerminalMessagePhase(prev.phase) && !resumable) {
-      return { status: clone(prev), calls: [], persistBeforeCalls: false, events: [] };
+      return unchanged(prev);
     }
-    if (typeof input.now !== 'number' || !Number.isFinite(input.now)) {
-      return {
-        status: clone(prev),
-        calls: [],
-        persistBeforeCalls: false,
-        events: [warning('InvalidInput', `engine step called with now = ${String(input.now)}`)],
-      };
-    }
+    const badClock = refuseBadClock(input, prev);
+    if (badClock) return badClock;
     const w = load(input, prev);
 
     for (const o of dedupeOutcomes(input.outcomes)) applyOutcome(w, o);
@@ -140,7 +134,7 @@ export function makeStepMessage(options: MessageEngineOptions = {}): Step {
       const errors = [...w.cfg.errors, ...w.errors];
       if (errors.length > 0) {
         // Nothing was delivered yet, so there is nothing to undo: refuse the spec.
-        if (prev.phase === 'Failed') return { status: clone(prev), calls: [], persistBeforeCalls: false, events: [] };
+        if (prev.phase === 'Failed') return unchanged(prev);
         fail(w, `invalid spec: ${errors.join('; ')}`, 'InvalidSpec');
         return output(w, prev);
       }
@@ -326,10 +320,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
     return;
   }
   // Any failure of Deliver (refused included: it is no business "no") is retried.
-  b.lastError = boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed');
-  const delay = retryDelayMs(resolved(w, b.name).retry, { uid: w.uid, branch: b.name, method: 'Deliver', attempt: b.attempts });
-  b.nextAttemptTime = iso(failedAt(w.now, b.lastAttemptTime, o) + delay);
-  w.events.push(warning('CallFailed', `branch ${b.name}: Deliver attempt ${o.attempt} failed: ${b.lastError}`));
+  w.events.push(scheduleRetry(b, o, w.now, w.uid, 'Deliver', resolved(w, b.name).retry));
 }
 
 function decide(w: Work, decision: MessageDecision, reason: string, type: 'Normal' | 'Warning' = 'Normal'): void {

@@ -30,7 +30,7 @@ import { formatDuration, parseDuration } from './duration.js';
 import { stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt, normalizeBranchStatus } from './common.js';
+import { dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, succeededFor, unchanged, warning } from './common.js';
 
 export const DEFAULT_NOTIFY_SCHEDULE: readonly string[] = ['1s', '5s', '15s', '30s', '1m', '5m', '15m', '30m', '1h'];
 export const DEFAULT_NOTIFY_MAX_ATTEMPTS = 50;
@@ -124,15 +124,9 @@ export const stepNotify: Step = (input: StepInput): StepOutput => stepWithInterv
 
 function stepNotifyCore(input: StepInput, abortMessage: string | undefined): StepOutput {
   const prev: TransactionStatus = input.status && typeof input.status === 'object' ? input.status : {};
-  if (isTerminalNotifyPhase(prev.phase)) return { status: clone(prev), calls: [], persistBeforeCalls: false, events: [] };
-  if (typeof input.now !== 'number' || !Number.isFinite(input.now)) {
-    return {
-      status: clone(prev),
-      calls: [],
-      persistBeforeCalls: false,
-      events: [warning('InvalidInput', `engine step called with now = ${String(input.now)}`)],
-    };
-  }
+  if (isTerminalNotifyPhase(prev.phase)) return unchanged(prev);
+  const badClock = refuseBadClock(input, prev);
+  if (badClock) return badClock;
   const w = load(input, prev);
   if (abortMessage !== undefined) {
     w.events.push(warning('AbortRefused', 'a Notify transaction has nothing to roll back; abort has no effect (delete the object to stop notifying)'));

@@ -24,14 +24,13 @@
  * "In flight" as in TCC: attempts > 0, not done, no nextAttemptTime.
  */
 import type { BranchState, BranchStatus, Decision, DistributedTransaction, SagaPhase, TransactionStatus } from '../api/types.js';
-import { retryDelayMs } from './backoff.js';
 import { setCondition } from './conditions.js';
 import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
 import { buildDag, readySet, reverseReadySet, type Dag } from './dag.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt, normalizeBranchStatus } from './common.js';
+import { dedupeOutcomes, normalizeBranchStatus, type Outcomes, refuseBadClock, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Completed', unsuccessful: ['Compensated'] };
@@ -83,11 +82,9 @@ export const stepSaga: Step = (input: StepInput): StepOutput => stepWithInterven
 
 function stepSagaCore(input: StepInput, abortMessage: string | undefined): StepOutput {
   const prev: TransactionStatus = input.status && typeof input.status === 'object' ? input.status : {};
-  if (isTerminalSagaPhase(prev.phase)) return { status: clone(prev), calls: [], persistBeforeCalls: false, events: [] };
-  if (typeof input.now !== 'number' || !Number.isFinite(input.now)) {
-    const why = warning('InvalidInput', `engine step called with now = ${String(input.now)}`);
-    return { status: clone(prev), calls: [], persistBeforeCalls: false, events: [why] };
-  }
+  if (isTerminalSagaPhase(prev.phase)) return unchanged(prev);
+  const badClock = refuseBadClock(input, prev);
+  if (badClock) return badClock;
   const w = load(input, prev);
   if (w.dagErrors.length > 0) {
     // Without a valid order nothing can be run or compensated safely: a human must look.
@@ -208,11 +205,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
     return;
   }
   // Retryable, timeout, unknown kinds, and a refused Compensate (no business "no"): retry later.
-  b.lastError = boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed');
-  const finishedAt = failedAt(w.now, b.lastAttemptTime, o);
-  const delay = retryDelayMs(resolved(w, b.name).retry, { uid: w.uid, branch: b.name, method, attempt: b.attempts });
-  b.nextAttemptTime = iso(finishedAt + delay);
-  w.events.push(warning('CallFailed', `branch ${b.name}: ${method} attempt ${o.attempt} failed: ${b.lastError}`));
+  w.events.push(scheduleRetry(b, o, w.now, w.uid, method, resolved(w, b.name).retry));
 }
 
 function decideIfReady(w: Work): void {

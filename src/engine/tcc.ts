@@ -21,13 +21,12 @@
  * are idempotent on (uid, branch, method)).
  */
 import type { BranchState, BranchStatus, Decision, DistributedTransaction, TccPhase, TransactionStatus } from '../api/types.js';
-import { retryDelayMs } from './backoff.js';
 import { setCondition } from './conditions.js';
 import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { clone, warning, succeededFor, type Outcomes, dedupeOutcomes, failedAt, normalizeBranchStatus } from './common.js';
+import { dedupeOutcomes, normalizeBranchStatus, type Outcomes, refuseBadClock, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Committed', unsuccessful: ['Aborted'] };
@@ -77,19 +76,10 @@ export const stepTcc: Step = (input: StepInput): StepOutput => stepWithIntervent
 
 function stepTccCore(input: StepInput, abortMessage: string | undefined): StepOutput {
   const prev: TransactionStatus = input.status && typeof input.status === 'object' ? input.status : {};
-  if (isTerminalTccPhase(prev.phase)) {
-    // Terminal for the engine: nothing to call, nothing to change.
-    return { status: clone(prev), calls: [], persistBeforeCalls: false, events: [] };
-  }
-  if (typeof input.now !== 'number' || !Number.isFinite(input.now)) {
-    // Without a clock reading nothing can be scheduled; change nothing and say why.
-    return {
-      status: clone(prev),
-      calls: [],
-      persistBeforeCalls: false,
-      events: [warning('InvalidInput', `engine step called with now = ${String(input.now)}`)],
-    };
-  }
+  // Terminal for the engine: nothing to call, nothing to change.
+  if (isTerminalTccPhase(prev.phase)) return unchanged(prev);
+  const badClock = refuseBadClock(input, prev);
+  if (badClock) return badClock;
   const w = load(input, prev);
 
   for (const outcome of dedupeOutcomes(input.outcomes)) applyOutcome(w, outcome);
@@ -231,11 +221,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
   }
 
   // Retryable, timeout, unknown kinds, and a refused Confirm/Cancel (which is no business "no"): retry later.
-  b.lastError = boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed');
-  const finishedAt = failedAt(w.now, b.lastAttemptTime, o);
-  const delay = retryDelayMs(resolved(w, b.name).retry, { uid: w.uid, branch: b.name, method, attempt: b.attempts });
-  b.nextAttemptTime = iso(finishedAt + delay);
-  w.events.push(warning('CallFailed', `branch ${b.name}: ${method} attempt ${o.attempt} failed: ${b.lastError}`));
+  w.events.push(scheduleRetry(b, o, w.now, w.uid, method, resolved(w, b.name).retry));
 }
 
 function decideIfReady(w: Work): void {
