@@ -1,5 +1,5 @@
 /** Pieces every mode's state machine uses alike. */
-import type { BranchState, BranchStatus, TransactionStatus } from '../api/types.js';
+import type { BranchState, BranchStatus, Decision, Phase, TransactionStatus } from '../api/types.js';
 import { retryDelayMs, type ResolvedRetryPolicy } from './backoff.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { CallOutcome, EventIntent, StepInput, StepOutput } from './types.js';
@@ -109,4 +109,27 @@ export function unchanged(prev: TransactionStatus, events: EventIntent[] = []): 
 export function refuseBadClock(input: StepInput, prev: TransactionStatus): StepOutput | undefined {
   if (typeof input.now === 'number' && Number.isFinite(input.now)) return undefined;
   return unchanged(prev, [warning('InvalidInput', `engine step called with now = ${String(input.now)}`)]);
+}
+
+/** What every mode's working state holds for the top of its status. */
+export interface StatusBasics {
+  phase: Phase;
+  decision?: Decision;
+  generation?: number;
+  startTime: string;
+  decisionTime?: string;
+  completionTime?: string;
+  message?: string;
+}
+
+/** The status fields every mode writes alike; each mode adds its conditions and branches. */
+export function basicStatus(w: StatusBasics): TransactionStatus {
+  const s: TransactionStatus = { phase: w.phase };
+  if (w.decision) s.decision = w.decision;
+  if (w.generation !== undefined) s.observedGeneration = w.generation;
+  s.startTime = w.startTime;
+  if (w.decisionTime) s.decisionTime = w.decisionTime;
+  if (w.completionTime) s.completionTime = w.completionTime;
+  if (w.message !== undefined) s.message = w.message;
+  return s;
 }

@@ -47,7 +47,7 @@ import { formatDuration, parseDurationField } from './duration.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** The branch name of the CheckPrepared call (not a valid DNS label, so never a real branch). */
 export const SOURCE_BRANCH = '@source';
@@ -427,13 +427,7 @@ function requeueAfter(w: Work): number | undefined {
 }
 
 function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
-  const s: TransactionStatus = { phase: w.phase };
-  if (w.decision) s.decision = w.decision;
-  if (w.generation !== undefined) s.observedGeneration = w.generation;
-  s.startTime = w.startTime;
-  if (w.decisionTime) s.decisionTime = w.decisionTime;
-  if (w.completionTime) s.completionTime = w.completionTime;
-  if (w.message !== undefined) s.message = w.message;
+  const s = basicStatus(w);
   const succeeded = succeededFor(w.phase, OUTCOMES, w.refusedSpec === true);
   const waiting =
     w.phase === 'Prepared'

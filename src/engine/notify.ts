@@ -30,7 +30,7 @@ import { formatDuration, parseDuration } from './duration.js';
 import { stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, succeededFor, unchanged, warning } from './common.js';
 
 export const DEFAULT_NOTIFY_SCHEDULE: readonly string[] = ['1s', '5s', '15s', '30s', '1m', '5m', '15m', '30m', '1h'];
 export const DEFAULT_NOTIFY_MAX_ATTEMPTS = 50;
@@ -261,11 +261,7 @@ function output(w: Work, prev: TransactionStatus): StepOutput {
 }
 
 function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
-  const s: TransactionStatus = { phase: w.phase };
-  if (w.generation !== undefined) s.observedGeneration = w.generation;
-  s.startTime = w.startTime;
-  if (w.completionTime) s.completionTime = w.completionTime;
-  if (w.message !== undefined) s.message = w.message;
+  const s = basicStatus(w);
   const succeeded = succeededFor(w.phase, OUTCOMES, w.refusedSpec === true);
   s.conditions = setCondition(
     prev.conditions,

@@ -30,7 +30,7 @@ import { buildDag, readySet, reverseReadySet, type Dag } from './dag.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { dedupeOutcomes, normalizeBranchStatus, type Outcomes, refuseBadClock, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, dedupeOutcomes, normalizeBranchStatus, type Outcomes, refuseBadClock, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Completed', unsuccessful: ['Compensated'] };
@@ -324,13 +324,7 @@ function requeueAfter(w: Work): number | undefined {
 }
 
 function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
-  const s: TransactionStatus = { phase: w.phase };
-  if (w.decision) s.decision = w.decision;
-  if (w.generation !== undefined) s.observedGeneration = w.generation;
-  s.startTime = w.startTime;
-  if (w.decisionTime) s.decisionTime = w.decisionTime;
-  if (w.completionTime) s.completionTime = w.completionTime;
-  if (w.message !== undefined) s.message = w.message;
+  const s = basicStatus(w);
   const succeeded = succeededFor(w.phase, OUTCOMES, w.refusedSpec === true);
   const cond = {
     type: 'Succeeded',

@@ -26,7 +26,7 @@ import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './confi
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { dedupeOutcomes, normalizeBranchStatus, type Outcomes, refuseBadClock, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, dedupeOutcomes, normalizeBranchStatus, type Outcomes, refuseBadClock, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Committed', unsuccessful: ['Aborted'] };
@@ -355,25 +355,16 @@ function requeueAfter(w: Work): number | undefined {
 }
 
 function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
-  const s: TransactionStatus = { phase: w.phase };
-  if (w.decision) s.decision = w.decision;
-  const generation = w.generation;
-  if (generation !== undefined) s.observedGeneration = generation;
-  s.startTime = w.startTime;
-  if (w.decisionTime) s.decisionTime = w.decisionTime;
-  if (w.completionTime) s.completionTime = w.completionTime;
-  if (w.message !== undefined) s.message = w.message;
-
+  const s = basicStatus(w);
   const succeeded = succeededFor(w.phase, OUTCOMES, w.refusedSpec === true);
   const cond = {
     type: 'Succeeded',
     ...succeeded,
     message: w.message ?? `${w.phase}: waiting for every branch's Try`,
-    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    ...(w.generation !== undefined ? { observedGeneration: w.generation } : {}),
   };
   s.conditions = setCondition(prev.conditions, cond, w.now);
   s.branches = w.branches;
-
   const doneState: BranchState = w.decision === 'Confirm' ? 'Confirmed' : w.decision === 'Cancel' ? 'Cancelled' : 'Prepared';
   s.progress = `${w.branches.filter((b) => b.state === doneState).length}/${w.branches.length}`;
   return s;
