@@ -1,5 +1,5 @@
 /** Pieces every mode's state machine uses alike. */
-import type { BranchState, BranchStatus, Decision, Phase, TransactionStatus } from '../api/types.js';
+import type { BranchState, BranchStatus, Decision, DistributedTransaction, Phase, TransactionStatus } from '../api/types.js';
 import { retryDelayMs, type ResolvedRetryPolicy } from './backoff.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { CallOutcome, EventIntent, StepInput, StepOutput } from './types.js';
@@ -132,4 +132,18 @@ export function basicStatus(w: StatusBasics): TransactionStatus {
   if (w.completionTime) s.completionTime = w.completionTime;
   if (w.message !== undefined) s.message = w.message;
   return s;
+}
+
+/**
+ * The basics a step carries over (the mirror of basicStatus): the object's
+ * generation, and once decided, the decision's time and reason from the
+ * stored status. Call after setting `w.decision`.
+ */
+export function restoreBasics(w: StatusBasics, tx: DistributedTransaction | undefined, prev: TransactionStatus): void {
+  const generation = tx?.metadata?.generation;
+  if (typeof generation === 'number') w.generation = generation;
+  if (!w.decision) return;
+  const decisionTime = validTime(prev.decisionTime);
+  if (decisionTime) w.decisionTime = decisionTime;
+  if (typeof prev.message === 'string') w.message = truncate(prev.message);
 }

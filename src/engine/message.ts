@@ -47,7 +47,7 @@ import { formatDuration, parseDurationField } from './duration.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { basicStatus, dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** The branch name of the CheckPrepared call (not a valid DNS label, so never a real branch). */
 export const SOURCE_BRANCH = '@source';
@@ -260,11 +260,7 @@ function load(input: StepInput, prev: TransactionStatus): Work {
     events: [],
   };
   if (decision) w.decision = decision;
-  const generation = tx?.metadata?.generation;
-  if (typeof generation === 'number') w.generation = generation;
-  const decisionTime = validTime(prev.decisionTime);
-  if (decision && decisionTime) w.decisionTime = decisionTime;
-  if (decision && typeof prev.message === 'string') w.message = truncate(prev.message);
+  restoreBasics(w, tx, prev);
   return w;
 }
 

@@ -30,7 +30,7 @@ import { formatDuration, parseDuration } from './duration.js';
 import { stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { basicStatus, dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, restoreBasics, succeededFor, unchanged, warning } from './common.js';
 
 export const DEFAULT_NOTIFY_SCHEDULE: readonly string[] = ['1s', '5s', '15s', '30s', '1m', '5m', '15m', '30m', '1h'];
 export const DEFAULT_NOTIFY_MAX_ATTEMPTS = 50;
@@ -185,8 +185,7 @@ function load(input: StepInput, prev: TransactionStatus): Work {
     calls: [],
     events: [],
   };
-  const generation = tx?.metadata?.generation;
-  if (typeof generation === 'number') w.generation = generation;
+  restoreBasics(w, tx, prev);
   return w;
 }
 

@@ -30,7 +30,7 @@ import { buildDag, readySet, reverseReadySet, type Dag } from './dag.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { basicStatus, dedupeOutcomes, normalizeBranchStatus, type Outcomes, refuseBadClock, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, dedupeOutcomes, normalizeBranchStatus, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Completed', unsuccessful: ['Compensated'] };
@@ -159,11 +159,7 @@ function load(input: StepInput, prev: TransactionStatus): Work {
     writeAhead: false,
   };
   if (decided) w.decision = 'Compensate';
-  const generation = tx?.metadata?.generation;
-  if (typeof generation === 'number') w.generation = generation;
-  const decisionTime = validTime(prev.decisionTime);
-  if (decided && decisionTime) w.decisionTime = decisionTime;
-  if (decided && typeof prev.message === 'string') w.message = truncate(prev.message);
+  restoreBasics(w, tx, prev);
   return w;
 }
 

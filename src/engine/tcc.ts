@@ -26,7 +26,7 @@ import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './confi
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { basicStatus, dedupeOutcomes, normalizeBranchStatus, type Outcomes, refuseBadClock, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, dedupeOutcomes, normalizeBranchStatus, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Committed', unsuccessful: ['Aborted'] };
@@ -153,11 +153,7 @@ function load(input: StepInput, prev: TransactionStatus): Work {
     events: [],
   };
   if (decision) w.decision = decision;
-  const generation = tx?.metadata?.generation;
-  if (typeof generation === 'number') w.generation = generation;
-  const decisionTime = validTime(prev.decisionTime);
-  if (decision && decisionTime) w.decisionTime = decisionTime;
-  if (decision && typeof prev.message === 'string') w.message = truncate(prev.message);
+  restoreBasics(w, tx, prev);
   return w;
 }
 
