@@ -21,7 +21,7 @@ import {
 } from '../../examples/message/services.js';
 import type { DistributedTransaction } from '../../src/api/types.js';
 import { MessageRolledBack } from '../../src/sdk/index.js';
-import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
+import { freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { counterValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { transactions } from '../support/payment.js';
 
@@ -36,12 +36,7 @@ let inventory: Receiver;
 let credit: Receiver;
 let nextOrder = 3000;
 
-async function until(name: string, phases: Set<string> = terminal, timeoutMs = 60_000): Promise<DistributedTransaction> {
-  return eventually(`${name} to reach ${[...phases].join('|')}`, async () => {
-    const tx = await txs.get(ns, name);
-    return phases.has(tx.status?.phase ?? '') ? tx : undefined;
-  }, timeoutMs);
-}
+const until = (name: string, phases: Iterable<string> = terminal, timeoutMs?: number) => txs.untilPhase(ns, name, phases, timeoutMs);
 
 function options(overrides: Partial<OrderMessageOptions> = {}): OrderMessageOptions {
   const orderId = nextOrder++;
@@ -186,10 +181,7 @@ describe('--message-check-timeout-action Fail', () => {
     // The source's address refuses connections: every check-back fails, none answers.
     const m = orderMessage({ ...o, namespace: strictNs, endpoints: { ...o.endpoints, order: { address: '127.0.0.1:1' } } });
     const created = await txs.create({ apiVersion: 'kubetx.io/v1alpha1', kind: 'DistributedTransaction', ...m, spec: { ...m.spec, mode: 'Message' } } as DistributedTransaction);
-    const failed = await eventually('Failed', async () => {
-      const t = await txs.get(strictNs, o.name);
-      return t.status?.phase === 'Failed' ? t : undefined;
-    });
+    const failed = await txs.untilPhase(strictNs, o.name, ['Failed']);
     expect(failed.status?.decision).toBeUndefined();
     expect(failed.status?.message).toMatch(/set spec.message.decision to Commit or Rollback/);
     expect(inventory.calls.get(created.metadata.uid)).toBeUndefined();
@@ -198,10 +190,7 @@ describe('--message-check-timeout-action Fail', () => {
       { group: 'kubetx.io', version: 'v1alpha1', plural: 'distributedtransactions', namespace: strictNs, name: o.name, body: { spec: { message: { decision: 'Commit' } } } },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
-    const delivered = await eventually('Delivered', async () => {
-      const t = await txs.get(strictNs, o.name);
-      return t.status?.phase === 'Delivered' ? t : undefined;
-    });
+    const delivered = await txs.untilPhase(strictNs, o.name, ['Delivered']);
     expect(delivered.status?.decision).toBe('Deliver');
     expect(inventory.calls.get(created.metadata.uid)).toBe(1);
     expect(credit.calls.get(created.metadata.uid)).toBe(1);

@@ -50,12 +50,7 @@ function notification(name: string, branches: Array<{ name: string; port: number
   };
 }
 
-async function until(name: string, timeoutMs = 60_000): Promise<DistributedTransaction> {
-  return eventually(`${name} to finish`, async () => {
-    const tx = await txs.get(ns, name);
-    return terminal.has(tx.status?.phase ?? '') ? tx : undefined;
-  }, timeoutMs);
-}
+const until = (name: string, timeoutMs?: number) => txs.untilPhase(ns, name, terminal, timeoutMs);
 
 beforeAll(async () => {
   kc = kubeConfig();

@@ -84,12 +84,7 @@ function saga(name: string, extra: Partial<DistributedTransaction['spec']> = {})
   };
 }
 
-async function until(name: string, phases: string[], timeoutMs = 60_000): Promise<DistributedTransaction> {
-  return eventually(`${name} to reach ${phases.join('|')}`, async () => {
-    const tx = await txs.get(ns, name);
-    return phases.includes(tx.status?.phase ?? '') ? tx : undefined;
-  }, timeoutMs);
-}
+const until = (name: string, phases: string[], timeoutMs?: number) => txs.untilPhase(ns, name, phases, timeoutMs);
 
 async function eventReasons(name: string): Promise<string[]> {
   const list = await kc.makeApiClient(k8s.EventsV1Api).listNamespacedEvent({ namespace: ns });

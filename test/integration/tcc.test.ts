@@ -21,12 +21,7 @@ let operator: OperatorProcess;
 let txs: ReturnType<typeof transactions>;
 let nextOrder = 2000;
 
-async function until(name: string, phases: Set<string> = terminal, timeoutMs = 60_000): Promise<DistributedTransaction> {
-  return eventually(`${name} to reach ${[...phases].join('|')}`, async () => {
-    const tx = await txs.get(ns, name);
-    return phases.has(tx.status?.phase ?? '') ? tx : undefined;
-  }, timeoutMs);
-}
+const until = (name: string, phases: Iterable<string> = terminal, timeoutMs?: number) => txs.untilPhase(ns, name, phases, timeoutMs);
 
 function newOrder(): number {
   const id = nextOrder++;

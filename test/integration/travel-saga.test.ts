@@ -52,12 +52,7 @@ function trip(name: string, traveller: string, extra: Partial<DistributedTransac
   };
 }
 
-async function until(name: string, phases: string[], timeoutMs = 60_000): Promise<DistributedTransaction> {
-  return eventually(`${name} to reach ${phases.join('|')}`, async () => {
-    const tx = await txs.get(ns, name);
-    return phases.includes(tx.status?.phase ?? '') ? tx : undefined;
-  }, timeoutMs);
-}
+const until = (name: string, phases: string[], timeoutMs?: number) => txs.untilPhase(ns, name, phases, timeoutMs);
 
 /** Every service's calls for one transaction, merged in time order. */
 function calls(uid: string): Array<CallRecord & { service: TravelService }> {

@@ -14,6 +14,7 @@ import { readLedgers, type Ledgers } from '../../examples/payment/ledger.js';
 import { startService, type RunningService } from '../../examples/payment/server.js';
 import type { BranchSpec, DistributedTransaction, TransactionSpec } from '../../src/api/types.js';
 import { GROUP, PLURAL, VERSION } from '../../src/api/types.js';
+import { eventually } from './env.js';
 
 export interface PaymentServices {
   dir: string;
@@ -107,10 +108,19 @@ export function payOrder(p: PaymentServices, o: PayOptions): DistributedTransact
 export function transactions(kc: k8s.KubeConfig) {
   const api = kc.makeApiClient(k8s.CustomObjectsApi);
   const base = { group: GROUP, version: VERSION, plural: PLURAL };
+  const get = (namespace: string, name: string) => api.getNamespacedCustomObject({ ...base, namespace, name }) as Promise<DistributedTransaction>;
   return {
     create: (tx: DistributedTransaction) =>
       api.createNamespacedCustomObject({ ...base, namespace: tx.metadata.namespace, body: tx }) as Promise<DistributedTransaction>,
-    get: (namespace: string, name: string) => api.getNamespacedCustomObject({ ...base, namespace, name }) as Promise<DistributedTransaction>,
+    get,
+    /** Polls until the object's phase is one of `phases`; resolves with it. */
+    untilPhase: (namespace: string, name: string, phases: Iterable<string>, timeoutMs = 60_000) => {
+      const wanted = new Set(phases);
+      return eventually(`${namespace}/${name} to reach ${[...wanted].join('|')}`, async () => {
+        const tx = await get(namespace, name);
+        return wanted.has(tx.status?.phase ?? '') ? tx : undefined;
+      }, timeoutMs);
+    },
     list: async (namespace: string) =>
       ((await api.listNamespacedCustomObject({ ...base, namespace })) as { items: DistributedTransaction[] }).items,
     patchAnnotations: (namespace: string, name: string, annotations: Record<string, string>) =>
