@@ -34,6 +34,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveParticipant, type Participant } from '../../src/sdk/index.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
+import { refusal } from '../support/refusal.js';
 import { repoRoot } from '../support/testenv-paths.js';
 
 const group = 'kubetx.io';
@@ -145,18 +146,6 @@ const get = (namespace: string, name: string) => api.getNamespacedCustomObject({
 const replace = (namespace: string, body: Obj) =>
   api.replaceNamespacedCustomObject({ group, version, namespace, plural, name: body.metadata.name, body }) as Promise<Obj>;
 
-/** Awaits a request that must be refused; returns the HTTP status and the API server's message. */
-async function refusal(request: Promise<unknown>): Promise<{ code: number | undefined; message: string }> {
-  let err: { code?: number; body?: unknown } | undefined;
-  try {
-    await request;
-  } catch (e) {
-    err = e as typeof err;
-  }
-  expect(err, 'the API server accepted it').toBeDefined();
-  const body = typeof err!.body === 'string' ? (JSON.parse(err!.body) as { message?: string }) : (err!.body as { message?: string });
-  return { code: err!.code, message: body?.message ?? String(err) };
-}
 
 /** A copy of the document, placed in `ns`. */
 function inNamespace(doc: Obj, ns: string): Obj {

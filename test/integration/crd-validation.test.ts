@@ -13,6 +13,7 @@ import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
+import { refusal } from '../support/refusal.js';
 import { repoRoot, testenvKubectl } from '../support/testenv-paths.js';
 
 const group = 'kubetx.io';
@@ -89,16 +90,9 @@ const replaceStatus = (body: Obj) =>
 
 /** Awaits a request that must be refused with 422; returns the API server's message. */
 async function refused(request: Promise<unknown>): Promise<string> {
-  let err: { code?: number; body?: unknown } | undefined;
-  try {
-    await request;
-  } catch (e) {
-    err = e as typeof err;
-  }
-  expect(err, 'the API server accepted it').toBeDefined();
-  const body = typeof err!.body === 'string' ? (JSON.parse(err!.body) as { message?: string }) : (err!.body as { message?: string });
-  expect(err!.code, body?.message).toBe(422);
-  return body?.message ?? '';
+  const { code, message } = await refusal(request, '');
+  expect(code, message).toBe(422);
+  return message;
 }
 
 /** Creates a valid object, applies `edit` to a fresh copy of it and PUTs it back. */
