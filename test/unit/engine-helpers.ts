@@ -32,3 +32,18 @@ export function makeTx(
 export function outcome(call: Call, kind: OutcomeKind, finishedAt: number, extra: Partial<CallOutcome> = {}): CallOutcome {
   return { branch: call.branch, method: call.method, attempt: call.attempt, kind, finishedAt, ...extra };
 }
+
+/**
+ * The outcomes a simulated controller hands the next step: the fresh answers,
+ * plus, when the generated `s` says so (0: before, 1 or 2: after), one old
+ * answer from `history` (an earlier step's, or a crashed run's).
+ */
+export function withStale(fresh: CallOutcome[], s: number | undefined, history: CallOutcome[]): CallOutcome[] {
+  const outcomes = [...fresh];
+  if (s !== undefined && s < 3 && history.length > 0) {
+    const old = history[(s * 7919 + history.length) % history.length]!;
+    if (s === 0) outcomes.unshift(old);
+    else outcomes.push(old);
+  }
+  return outcomes;
+}

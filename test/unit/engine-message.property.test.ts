@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { isTerminalMessagePhase, makeStepMessage, SOURCE_BRANCH } from '../../src/engine/message.js';
 import type { Decision, DistributedTransaction, RetryPolicy, TransactionStatus } from '../../src/api/types.js';
 import type { Call, CallOutcome, OutcomeKind, Step } from '../../src/engine/types.js';
-import { T0, makeTx } from './engine-helpers.js';
+import { T0, makeTx, withStale } from './engine-helpers.js';
 
 const CALL_TIMEOUT_MS = 5_000;
 const MAX_STEPS_PER_RECONCILE = 50;
@@ -190,13 +190,8 @@ function simulate(sc: Scenario) {
         crashed = true;
         break;
       }
-      outcomes = [...fresh];
-      const s = stale.shift();
-      if (s !== undefined && s < 3 && history.length > 0) {
-        const old = history[(s * 7919 + history.length) % history.length]!;
-        if (s === 0) outcomes.unshift(old);
-        else outcomes.push(old);
-      }
+      // Old answers (from earlier steps or a crashed run), before or after the fresh ones.
+      outcomes = withStale(fresh, stale.shift(), history);
       for (const o of outcomes) {
         if (o.method === 'CheckPrepared' && o.checkState === 'COMMITTED') commitSeen = true;
         if (o.method === 'Deliver' && o.kind === 'ok') delivered.add(o.branch);

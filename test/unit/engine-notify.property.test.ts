@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { isTerminalNotifyPhase, notifyDelayMs, resolveNotify, stepNotify } from '../../src/engine/notify.js';
 import type { NotifySpec, TransactionStatus } from '../../src/api/types.js';
 import type { Call, CallOutcome, OutcomeKind } from '../../src/engine/types.js';
-import { T0, makeTx } from './engine-helpers.js';
+import { T0, makeTx, withStale } from './engine-helpers.js';
 
 const CALL_TIMEOUT_MS = 5_000;
 const MAX_STEPS_PER_RECONCILE = 50;
@@ -142,13 +142,8 @@ function simulate(sc: Scenario) {
         crashed = true;
         break;
       }
-      outcomes = [...fresh];
-      const s = stale.shift();
-      if (s !== undefined && s < 3 && history.length > 0) {
-        const old = history[(s * 7919 + history.length) % history.length]!;
-        if (s === 0) outcomes.unshift(old);
-        else outcomes.push(old);
-      }
+      // Old answers (from earlier steps or a crashed run), before or after the fresh ones.
+      outcomes = withStale(fresh, stale.shift(), history);
       for (const o of fresh) {
         if (o.kind === 'ok') ok.add(o.branch);
         else pending.set(o.branch, { attempt: o.attempt, at: o.finishedAt });

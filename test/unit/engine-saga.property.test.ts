@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { isTerminalSagaPhase, stepSaga } from '../../src/engine/saga.js';
 import type { Decision, RetryPolicy, TransactionStatus } from '../../src/api/types.js';
 import type { CallOutcome, OutcomeKind, StepOutput } from '../../src/engine/types.js';
-import { T0 } from './engine-helpers.js';
+import { T0, withStale } from './engine-helpers.js';
 import { b64, sagaTx } from './engine-saga-helpers.js';
 
 const CALL_TIMEOUT_MS = 5_000;
@@ -232,13 +232,8 @@ function simulate(sc: Scenario): RunResult {
         crashed = true; // calls made, answers lost
         break;
       }
-      outcomes = [...fresh];
-      const s = stale.shift();
-      if (s !== undefined && s < 3 && history.length > 0) {
-        const old = history[(s * 7919 + history.length) % history.length]!;
-        if (s === 0) outcomes.unshift(old);
-        else outcomes.push(old);
-      }
+      // Old answers (from earlier steps or a crashed run), before or after the fresh ones.
+      outcomes = withStale(fresh, stale.shift(), history);
       for (const o of outcomes) {
         if (o.method === 'Execute' && o.kind === 'ok') executeOkSeen.add(o.branch);
         if (o.method === 'Execute' && o.kind === 'refused') refusedSeen.add(o.branch);

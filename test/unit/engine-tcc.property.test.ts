@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { stepTcc, isTerminalTccPhase } from '../../src/engine/tcc.js';
 import type { Decision, RetryPolicy, TransactionStatus } from '../../src/api/types.js';
 import type { Call, CallOutcome, OutcomeKind, StepOutput } from '../../src/engine/types.js';
-import { T0, makeTx } from './engine-helpers.js';
+import { T0, makeTx, withStale } from './engine-helpers.js';
 
 const CALL_TIMEOUT_MS = 5_000; // the default callTimeout
 const MAX_STEPS_PER_RECONCILE = 50; // a controller's guard against a reconcile that never ends
@@ -191,14 +191,8 @@ function simulate(sc: Scenario): RunResult {
         crashed = true; // calls made, answers lost
         break;
       }
-      outcomes = [...fresh];
-      const s = stale.shift();
-      if (s !== undefined && s < 3 && history.length > 0) {
-        // Old answers (from earlier steps or a crashed run), before or after the fresh ones.
-        const old = history[(s * 7919 + history.length) % history.length]!;
-        if (s === 0) outcomes.unshift(old);
-        else outcomes.push(old);
-      }
+      // Old answers (from earlier steps or a crashed run), before or after the fresh ones.
+      outcomes = withStale(fresh, stale.shift(), history);
       for (const o of outcomes) {
         if (o.kind === 'refused' && o.method === 'Try') refused.add(o.branch);
         if (o.kind !== 'ok') continue;
