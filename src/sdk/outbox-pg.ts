@@ -20,6 +20,7 @@
  *                            state text 'committed'|'rolled_back', created_at bigint ms)
  */
 import type { Pool, PoolClient } from 'pg';
+import { ensureTableWithCreatedAtIndex, inTransaction, onceUntilSuccess, PG_IDENT } from './pg-util.js';
 import {
   DEFAULT_OUTBOX_RETENTION_MS,
   DEFAULT_OUTBOX_TABLE,
@@ -36,51 +37,36 @@ export interface PgOutboxOptions {
   now?: () => number;
 }
 
-const IDENT = /^(?:[A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$/;
-
 export class PgOutbox implements MessageOutbox<PoolClient> {
   readonly table: string;
   private readonly now: () => number;
-  private ready: Promise<void> | undefined;
+  private readonly initOnce = onceUntilSuccess(() =>
+    ensureTableWithCreatedAtIndex(
+      this.pool,
+      this.table,
+      `kubetx_outbox_init:${this.table}`,
+      `CREATE TABLE IF NOT EXISTS ${this.table} (
+        uid text PRIMARY KEY,
+        namespace text NOT NULL DEFAULT '',
+        name text NOT NULL DEFAULT '',
+        state text NOT NULL CHECK (state IN ('committed', 'rolled_back')),
+        created_at bigint NOT NULL
+      )`,
+    ),
+  );
 
   constructor(
     readonly pool: Pool,
     options: PgOutboxOptions = {},
   ) {
     this.table = options.table ?? DEFAULT_OUTBOX_TABLE;
-    if (!IDENT.test(this.table)) throw new Error(`invalid outbox table name ${JSON.stringify(this.table)}`);
+    if (!PG_IDENT.test(this.table)) throw new Error(`invalid outbox table name ${JSON.stringify(this.table)}`);
     this.now = options.now ?? Date.now;
   }
 
   /** Creates the table if missing (once per instance; the other methods call it). */
   init(): Promise<void> {
-    this.ready ??= this.createTable().catch((err: unknown) => {
-      this.ready = undefined;
-      throw err;
-    });
-    return this.ready;
-  }
-
-  private async createTable(): Promise<void> {
-    const dot = this.table.lastIndexOf('.');
-    const bare = this.table.slice(dot + 1);
-    const index = dot < 0 ? `${bare}_created_at` : `${this.table.slice(0, dot)}.${bare}_created_at`;
-    // Look before creating: CREATE INDEX IF NOT EXISTS takes a lock that blocks
-    // writes even when the index exists, stalling other processes' local transactions.
-    const found = await this.pool.query<{ t: string | null; i: string | null }>('SELECT to_regclass($1) AS t, to_regclass($2) AS i', [this.table, index]);
-    if (found.rows[0]?.t && found.rows[0]?.i) return;
-    await this.transaction(async (client) => {
-      // CREATE TABLE IF NOT EXISTS is not safe against itself run concurrently: serialize it.
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`kubetx_outbox_init:${this.table}`]);
-      await client.query(`CREATE TABLE IF NOT EXISTS ${this.table} (
-        uid text PRIMARY KEY,
-        namespace text NOT NULL DEFAULT '',
-        name text NOT NULL DEFAULT '',
-        state text NOT NULL CHECK (state IN ('committed', 'rolled_back')),
-        created_at bigint NOT NULL
-      )`);
-      await client.query(`CREATE INDEX IF NOT EXISTS ${bare}_created_at ON ${this.table} (created_at)`);
-    });
+    return this.initOnce();
   }
 
   async runLocal<T>(key: MessageKey, fn: (client: PoolClient) => T | Promise<T>): Promise<T> {
@@ -128,29 +114,7 @@ export class PgOutbox implements MessageOutbox<PoolClient> {
     return r.rowCount ?? 0;
   }
 
-  private async transaction<T>(body: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    // A checked-out client has no 'error' listener: a connection lost meanwhile would crash the process.
-    let broken: Error | undefined;
-    const onError = (err: Error) => {
-      broken ??= err;
-    };
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
-      const result = await body(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (e) {
-        broken ??= e as Error;
-      }
-      throw err;
-    } finally {
-      client.removeListener('error', onError);
-      client.release(broken);
-    }
+  private transaction<T>(body: (client: PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, 'BEGIN ISOLATION LEVEL READ COMMITTED', body);
   }
 }

@@ -52,6 +52,7 @@
  *                  PRIMARY KEY (uid, branch, method))
  */
 import type { Pool, PoolClient } from 'pg';
+import { ensureTableWithCreatedAtIndex, inTransaction, onceUntilSuccess, PG_IDENT } from './pg-util.js';
 import {
   applyBarrierRulesAsync,
   BARRIER_METHODS,
@@ -86,13 +87,28 @@ interface Row {
 }
 
 const EMPTY = Buffer.alloc(0);
-const IDENT = /^(?:[A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$/;
 
 export class PgBarrier implements Barrier<PoolClient> {
   readonly table: string;
   private readonly now: () => number;
   private readonly lockTimeoutMs: number | undefined;
-  private ready: Promise<void> | undefined;
+  private readonly initOnce = onceUntilSuccess(() =>
+    ensureTableWithCreatedAtIndex(
+      this.pool,
+      this.table,
+      `kubetx_barrier_init:${this.table}`,
+      `CREATE TABLE IF NOT EXISTS ${this.table} (
+        uid text NOT NULL,
+        branch text NOT NULL,
+        method text NOT NULL,
+        origin text NOT NULL CHECK (origin IN ('call', 'blocker')),
+        created_at bigint NOT NULL,
+        message text NOT NULL DEFAULT '',
+        data bytea,
+        PRIMARY KEY (uid, branch, method)
+      )`,
+    ),
+  );
   private readonly sql: { select: string; selectForUpdate: string; claim: string; insert: string; fill: string };
 
   constructor(
@@ -100,7 +116,7 @@ export class PgBarrier implements Barrier<PoolClient> {
     options: PgBarrierOptions = {},
   ) {
     this.table = options.table ?? DEFAULT_BARRIER_TABLE;
-    if (!IDENT.test(this.table)) throw new Error(`invalid barrier table name ${JSON.stringify(this.table)}`);
+    if (!PG_IDENT.test(this.table)) throw new Error(`invalid barrier table name ${JSON.stringify(this.table)}`);
     this.now = options.now ?? Date.now;
     if (options.lockTimeoutMs !== undefined && !(Number.isInteger(options.lockTimeoutMs) && options.lockTimeoutMs >= 0)) {
       throw new RangeError('lockTimeoutMs must be a non-negative integer');
@@ -121,57 +137,9 @@ export class PgBarrier implements Barrier<PoolClient> {
 
   /** Creates the table and its index if missing (once per instance; `run` and `cleanup` call it). */
   init(): Promise<void> {
-    this.ready ??= this.createTable().catch((err: unknown) => {
-      this.ready = undefined;
-      throw err;
-    });
-    return this.ready;
+    return this.initOnce();
   }
 
-  private async createTable(): Promise<void> {
-    const dot = this.table.lastIndexOf('.');
-    const index = `${this.table.slice(dot + 1)}_created_at`;
-    const qualifiedIndex = dot < 0 ? index : `${this.table.slice(0, dot)}.${index}`;
-    // Look before creating: CREATE INDEX IF NOT EXISTS locks the table against
-    // writes even when the index exists, so it would wait for (and block) the
-    // calls in flight in other processes.
-    const found = await this.pool.query<{ t: string | null; i: string | null }>('SELECT to_regclass($1) AS t, to_regclass($2) AS i', [
-      this.table,
-      qualifiedIndex,
-    ]);
-    if (found.rows[0]?.t && found.rows[0]?.i) return;
-
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    const onError = (err: Error) => {
-      broken ??= err;
-    };
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      // CREATE TABLE IF NOT EXISTS is not safe against itself run concurrently
-      // (two participants starting at once): serialize it.
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`kubetx_barrier_init:${this.table}`]);
-      await client.query(`CREATE TABLE IF NOT EXISTS ${this.table} (
-        uid text NOT NULL,
-        branch text NOT NULL,
-        method text NOT NULL,
-        origin text NOT NULL CHECK (origin IN ('call', 'blocker')),
-        created_at bigint NOT NULL,
-        message text NOT NULL DEFAULT '',
-        data bytea,
-        PRIMARY KEY (uid, branch, method)
-      )`);
-      await client.query(`CREATE INDEX IF NOT EXISTS ${index} ON ${this.table} (created_at)`);
-      await client.query('COMMIT');
-    } catch (err) {
-      broken ??= await rollback(client);
-      throw err;
-    } finally {
-      client.removeListener('error', onError);
-      client.release(broken);
-    }
-  }
 
   /**
    * Applies the barrier rules and runs `handler` (sync or async) with the
@@ -186,28 +154,10 @@ export class PgBarrier implements Barrier<PoolClient> {
     if (!key.uid || !key.branch) throw new TypeError('barrier key needs a transaction uid and a branch');
     if (!BARRIER_METHODS.includes(method)) throw new TypeError(`unknown barrier method ${JSON.stringify(method)}`);
     await this.init();
-    const client = await this.pool.connect();
-    // A checked-out client has no 'error' listener: a connection lost while the
-    // handler awaits something else would otherwise crash the process.
-    let broken: Error | undefined;
-    const onError = (err: Error) => {
-      broken ??= err;
-    };
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
+    return inTransaction(this.pool, 'BEGIN ISOLATION LEVEL READ COMMITTED', async (client) => {
       if (this.lockTimeoutMs !== undefined) await client.query(`SET LOCAL lock_timeout = ${this.lockTimeoutMs}`);
-      const result = await applyBarrierRulesAsync(this.store(client, key, method), method, () => handler(client));
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      broken ??= await rollback(client);
-      throw err;
-    } finally {
-      client.removeListener('error', onError);
-      // An error destroys the connection instead of returning it to the pool.
-      client.release(broken);
-    }
+      return applyBarrierRulesAsync(this.store(client, key, method), method, () => handler(client));
+    });
   }
 
   /** The rows of one key, inside `client`'s transaction; the own method's row is claimed first. */
@@ -279,14 +229,4 @@ export class PgBarrier implements Barrier<PoolClient> {
 function toBarrierRow(row: Row | undefined): BarrierRow | undefined {
   if (!row) return undefined;
   return { origin: row.origin, message: row.message ?? '', data: row.data ?? EMPTY };
-}
-
-/** ROLLBACK; returns the error to release the client with when the connection is unusable. */
-async function rollback(client: PoolClient): Promise<Error | undefined> {
-  try {
-    await client.query('ROLLBACK');
-    return undefined;
-  } catch (err) {
-    return err instanceof Error ? err : new Error(String(err));
-  }
 }
