@@ -13,6 +13,7 @@ import { LeaderElector } from './controller/leader.js';
 import { Manager } from './controller/manager.js';
 import { OperatorMetrics } from './controller/metrics.js';
 import { Reconciler } from './controller/reconciler.js';
+import { CallTracker } from './controller/call-tracker.js';
 import { ApiStatusStore, type StatusStore } from './controller/status-writer.js';
 import { parseFlags, usage, UsageRequested, type OperatorFlags } from './cmd/flags.js';
 import { makeStep, parseDuration } from './engine/index.js';
@@ -59,7 +60,9 @@ async function main(): Promise<void> {
   const admission = flags.maxForwardTransactions > 0 ? new ForwardAdmission(flags.maxForwardTransactions, () => manager?.cachedTransactions() ?? [], now) : undefined;
   metrics.flowControlSource = () => ({ transactions: admission?.waiting() ?? 0, calls: limiter?.totals().waiting ?? 0 });
   const core = kc.makeApiClient(k8s.CoreV1Api);
+  const calls = new CallTracker(now);
   const reconciler = new Reconciler({
+    calls,
     store,
     caller: {
       pool,
@@ -72,6 +75,7 @@ async function main(): Promise<void> {
       loadTls: (ns, name) => loadTlsSecret(core, ns, name),
       now,
       defaultCallTimeoutMs: flags.defaultCallTimeoutMs,
+      maxCallTimeoutMs: flags.maxCallTimeoutMs,
       parseDuration,
       limiter,
     },
@@ -83,7 +87,7 @@ async function main(): Promise<void> {
     admission,
     step: makeStep({ message: { onCheckTimeout: flags.messageCheckTimeoutAction } }),
   });
-  manager = new Manager({ kubeConfig: kc, reconciler, store: apiStore, metrics, logger, workers: flags.workers, namespaces: flags.namespaces, resyncMs: flags.resyncMs });
+  manager = new Manager({ kubeConfig: kc, reconciler, calls, store: apiStore, metrics, logger, workers: flags.workers, namespaces: flags.namespaces, resyncMs: flags.resyncMs });
 
   // Ready = able to do its job: a standby waiting for the lease is ready (as in
   // controller-runtime), else rolling updates and PodDisruptionBudgets stall on it.
@@ -94,7 +98,7 @@ async function main(): Promise<void> {
     logger.info({ port }, 'serving /metrics');
   }
   if (flags.healthProbeBindAddress !== '0') {
-    const { port } = await serveHttp(flags.healthProbeBindAddress, { ready: () => ready });
+    const { port } = await serveHttp(flags.healthProbeBindAddress, { ready: () => ready, live: () => manager!.progressing(flags.livenessStallMs) });
     logger.info({ port }, 'serving /healthz and /readyz');
   }
 

@@ -18,6 +18,8 @@ export interface OperatorFlags {
   serviceOverrides: Map<string, string>;
   defaultTtlMs?: number;
   defaultCallTimeoutMs: number;
+  maxCallTimeoutMs: number;
+  livenessStallMs: number;
   logLevel: string;
   leaderElect: boolean;
   leaderElectionNamespace: string;
@@ -48,6 +50,8 @@ export const usage = `kubetx operator
   --service-override NAME.NS=HOST:PORT  reach a Service at another address (repeatable; for running outside the cluster)
   --default-ttl-after-finished DUR  delete finished transactions after DUR when they set no ttlAfterFinished (default: keep)
   --default-call-timeout DUR        deadline of one participant call when a branch sets none (default 5s)
+  --max-call-timeout DUR            cap on any branch's callTimeout; the wait for an endpoint slot counts in it (default 60s)
+  --liveness-stall-timeout DUR      /healthz fails when work is queued and every worker has been in one reconcile this long (default 2m)
   --log-level LEVEL                 trace|debug|info|warn|error (default info)
   --leader-elect                    run leader election (default false; the Helm chart turns it on)
   --leader-election-namespace NS    namespace of the Lease (default: $POD_NAMESPACE or default)
@@ -77,6 +81,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'service-override': { type: 'string', multiple: true, default: [] },
       'default-ttl-after-finished': { type: 'string' },
       'default-call-timeout': { type: 'string', default: '5s' },
+      'max-call-timeout': { type: 'string', default: '60s' },
+      'liveness-stall-timeout': { type: 'string', default: '2m' },
       'log-level': { type: 'string', default: 'info' },
       'leader-elect': { type: 'boolean', default: false },
       'leader-election-namespace': { type: 'string' },
@@ -132,6 +138,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     serviceOverrides,
     defaultTtlMs: values['default-ttl-after-finished'] ? duration('default-ttl-after-finished', values['default-ttl-after-finished']) : undefined,
     defaultCallTimeoutMs: duration('default-call-timeout', values['default-call-timeout']),
+    maxCallTimeoutMs: duration('max-call-timeout', values['max-call-timeout']),
+    livenessStallMs: duration('liveness-stall-timeout', values['liveness-stall-timeout']),
     logLevel: values['log-level'],
     leaderElect: values['leader-elect'],
     leaderElectionNamespace: values['leader-election-namespace'] ?? env.POD_NAMESPACE ?? 'default',
@@ -145,6 +153,9 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     maxForwardTransactions: count('max-forward-transactions'),
     messageCheckTimeoutAction: checkTimeout,
   };
+  if (flags.defaultCallTimeoutMs > flags.maxCallTimeoutMs) {
+    throw new Error(`--default-call-timeout (${values['default-call-timeout']}) must not exceed --max-call-timeout (${values['max-call-timeout']})`);
+  }
   if (!(flags.retryPeriodMs < flags.renewDeadlineMs && flags.renewDeadlineMs < flags.leaseMs)) {
     throw new Error('--retry-period < --renew-deadline < --lease-duration must hold');
   }

@@ -1,4 +1,4 @@
-/** HTTP endpoints: /metrics (Prometheus), /healthz (process alive), /readyz (caches synced). */
+/** HTTP endpoints: /metrics (Prometheus), /healthz (alive and not stalled), /readyz (caches synced). */
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 
@@ -11,7 +11,7 @@ export function parseBindAddress(addr: string): { host: string; port: number } {
 
 export async function serveHttp(
   addr: string,
-  routes: { registry?: Registry; ready?: () => boolean },
+  routes: { registry?: Registry; ready?: () => boolean; live?: () => boolean },
 ): Promise<{ server: Server; port: number }> {
   const { host, port } = parseBindAddress(addr);
   const server = createServer((req, res) => {
@@ -23,7 +23,10 @@ export async function serveHttp(
       );
       return;
     }
-    if (path === '/healthz') return void res.writeHead(200).end('ok');
+    if (path === '/healthz') {
+      const ok = routes.live?.() ?? true;
+      return void res.writeHead(ok ? 200 : 503).end(ok ? 'ok' : 'stalled: work is queued and no reconcile has ended in time');
+    }
     if (path === '/readyz' && routes.ready) {
       const ok = routes.ready();
       return void res.writeHead(ok ? 200 : 503).end(ok ? 'ok' : 'not ready');

@@ -11,6 +11,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { setLongInterval, setLongTimeout, type LongTimer } from './timers.js';
 
 export interface ResilientInformerOptions<T extends k8s.KubernetesObject> {
   kubeConfig: k8s.KubeConfig;
@@ -33,7 +34,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
   private stopped = false;
   private restartDelayMs = 100;
   private lastActivity = Date.now();
-  private timers: NodeJS.Timeout[] = [];
+  private timers: LongTimer[] = [];
   private restarting = false;
   private synced = false;
   private syncWaiters: Array<() => void> = [];
@@ -64,17 +65,16 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     const resyncMs = this.opts.resyncMs ?? 300_000;
     const watchdogMs = this.opts.watchdogMs ?? 600_000;
     this.timers.push(
-      setInterval(() => {
+      setLongInterval(() => {
         for (const o of this.informer.list()) this.opts.onResync?.(o);
       }, resyncMs),
-      setInterval(() => {
+      setLongInterval(() => {
         if (Date.now() - this.lastActivity > watchdogMs) {
           this.opts.logger.warn({ path: this.opts.path, quietMs: Date.now() - this.lastActivity }, 'watch quiet for too long, restarting');
           void this.restart();
         }
       }, Math.min(watchdogMs, 30_000)),
     );
-    for (const t of this.timers) t.unref();
   }
 
   /** Resolves once the first list has been loaded into the cache. */
@@ -92,7 +92,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers) clearInterval(t);
+    for (const t of this.timers) t.clear();
     await this.informer.stop();
   }
 
@@ -117,10 +117,10 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     this.restarting = true;
     const delay = this.restartDelayMs;
     this.restartDelayMs = Math.min(this.restartDelayMs * 2, 10_000);
-    setTimeout(() => {
+    setLongTimeout(() => {
       this.restarting = false;
       void this.restart();
-    }, delay).unref();
+    }, delay);
   }
 
   private async restart(): Promise<void> {

@@ -10,6 +10,7 @@
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { errorText } from './status-writer.js';
+import { setLongTimeout, sleep, type LongTimer } from './timers.js';
 
 export interface LeaderElectionOptions {
   kubeConfig: k8s.KubeConfig;
@@ -32,7 +33,7 @@ export class LeaderElector {
   private leading = false;
   private stopped = false;
   private lastRenew = 0;
-  private timer?: NodeJS.Timeout;
+  private timer?: LongTimer;
 
   constructor(private readonly opts: LeaderElectionOptions) {
     this.api = opts.kubeConfig.makeApiClient(k8s.CoordinationV1Api);
@@ -56,14 +57,14 @@ export class LeaderElector {
         this.keepRenewing();
         return;
       }
-      await new Promise((r) => setTimeout(r, retryMs));
+      await sleep(retryMs);
     }
   }
 
   /** Gives the lease up so a successor need not wait for it to expire (on SIGTERM). */
   async release(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.timer?.clear();
     await this.releaseLease();
   }
 
@@ -92,9 +93,9 @@ export class LeaderElector {
         this.opts.onLeading(false);
         return;
       }
-      this.timer = setTimeout(tick, this.opts.retryMs);
+      this.timer = setLongTimeout(() => void tick(), this.opts.retryMs, Date.now, true);
     };
-    this.timer = setTimeout(tick, this.opts.retryMs);
+    this.timer = setLongTimeout(() => void tick(), this.opts.retryMs, Date.now, true);
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {

@@ -16,15 +16,18 @@ import { finalPhases } from './phases.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import type { Reconciler } from './reconciler.js';
+import type { CallTracker } from './call-tracker.js';
 import type { StatusStore } from './status-writer.js';
 
 export interface ManagerOptions {
   kubeConfig: k8s.KubeConfig;
   reconciler: Reconciler;
+  /** The reconciler's call tracker: a batch of calls that ends queues its key again. */
+  calls: CallTracker;
   store: StatusStore;
   metrics: OperatorMetrics;
   logger: Logger;
-  /** Concurrent reconciles (each may wait on participant calls). @default 16 */
+  /** Concurrent reconciles (API reads and writes only: participant calls run apart, in the CallTracker). @default 16 */
   workers: number;
   /** Watch these namespaces only; empty = all namespaces. */
   namespaces: string[];
@@ -46,9 +49,12 @@ export class Manager {
   private readonly written = new Map<string, Written>();
   private workers: Promise<void>[] = [];
   private running = false;
+  /** key → when its reconcile under way began (for the liveness check). */
+  private readonly reconciling = new Map<string, number>();
 
   constructor(private readonly opts: ManagerOptions) {
     this.queue = new WorkQueue({ depth: (n) => opts.metrics.queueDepth.set(n), adds: () => opts.metrics.queueAdds.inc() });
+    opts.calls.onSettled = (key) => this.queue.add(key);
     const api = opts.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     for (const ns of scopes) {
@@ -65,7 +71,7 @@ export class Manager {
           list,
           onUpsert: enqueue,
           onResync: enqueue,
-          onDelete: (o) => this.written.delete(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? '')),
+          onDelete: (o) => this.gone(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? '')),
           logger: opts.logger,
           resyncMs: opts.resyncMs,
         }),
@@ -82,12 +88,37 @@ export class Manager {
     this.opts.logger.info({ workers: this.opts.workers, namespaces: this.opts.namespaces.length ? this.opts.namespaces : 'all' }, 'controller started');
   }
 
-  /** Stops taking work and waits for in-flight reconciles (each ends within its calls' deadlines). */
+  /**
+   * Stops taking work, cancels every participant call in flight (their
+   * transactions resume from the persisted status wherever they run next) and
+   * waits for the reconciles under way, which do API requests only.
+   */
   async stop(): Promise<void> {
     this.running = false;
     this.queue.shutDown();
+    this.opts.calls.cancelAll();
     await Promise.all(this.informers.map((i) => i.stop()));
     await Promise.all(this.workers);
+  }
+
+  /**
+   * Whether the controller is making progress: false when keys are waiting
+   * and every worker has been inside one reconcile for longer than `stallMs`
+   * (stuck on an API request that never returns). /healthz reports it, so the
+   * kubelet restarts a stalled operator instead of leaving every tenant waiting.
+   */
+  progressing(stallMs: number, now = Date.now()): boolean {
+    if (!this.running || this.queue.length === 0 || this.reconciling.size < this.opts.workers) return true;
+    let newest = 0;
+    for (const t of this.reconciling.values()) newest = Math.max(newest, t);
+    return now - newest <= stallMs;
+  }
+
+  /** The object is gone: cancel its calls, drop its timers and our copy of it. */
+  private gone(key: string): void {
+    this.written.delete(key);
+    this.opts.reconciler.forget(key);
+    this.queue.drop(key);
   }
 
   private async work(): Promise<void> {
@@ -106,10 +137,11 @@ export class Manager {
     const { metrics, logger } = this.opts;
     const [namespace, name] = key.split('/') as [string, string];
     const end = metrics.reconcileSeconds.startTimer();
+    this.reconciling.set(key, Date.now());
     try {
       const tx = await this.freshest(namespace, name);
       if (!tx) {
-        this.queue.forget(key);
+        this.gone(key);
         return;
       }
       const result = await this.opts.reconciler.reconcile(tx);
@@ -130,6 +162,7 @@ export class Manager {
       this.queue.addRateLimited(key);
     } finally {
       end();
+      this.reconciling.delete(key);
     }
   }
 

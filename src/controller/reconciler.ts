@@ -1,13 +1,19 @@
 /**
- * Reconciles one DistributedTransaction: drives the pure engine, makes the
+ * Reconciles one DistributedTransaction: drives the pure engine, starts the
  * participant calls it asks for, and persists status.
  *
  * The write-ahead rule lives here: when a step says `persistBeforeCalls` (it
  * took a decision), the status is written — with a resourceVersion
  * precondition — before any of that step's calls is made, and the calls are
- * made only if the write succeeded. Everything else is written once, at the
- * end of the reconcile: a transaction whose calls all succeed first time costs
- * two status writes (decision, outcome) whatever its number of branches.
+ * made only if the write succeeded. Everything else is written when the
+ * engine has nothing more to call: a transaction whose calls all succeed first
+ * time costs two status writes (decision, outcome) whatever its number of
+ * branches.
+ *
+ * Calls never run inside a reconcile: they start in the CallTracker and the
+ * reconcile returns; when they have all ended the key is queued again and the
+ * next reconcile steps the engine with their outcomes. A worker is therefore
+ * held for API reads and writes only, never for a participant.
  *
  * Returns what the queue should do next; never retries by itself.
  */
@@ -18,6 +24,7 @@ import { parseDuration, setCondition, step } from '../engine/index.js';
 import { ABORT_ANNOTATION, RETRY_ANNOTATION, ackValue } from '../engine/intervention.js';
 import type { CallOutcome, EventIntent, Step, StepOutput } from '../engine/types.js';
 import { callParticipant, type CallerDeps } from '../participants/caller.js';
+import type { CallTracker } from './call-tracker.js';
 import { findSpecViolation, type SpecViolation } from './spec-checks.js';
 import { finalPhases, terminalPhases } from './phases.js';
 import type { EventSink } from './events.js';
@@ -43,10 +50,14 @@ export interface ReconcilerDeps {
   admission?: ForwardAdmission;
   /** The engine with the operator's settings (makeStep); the defaults when unset. */
   step?: Step;
+  /** Where participant calls run, off the workers. */
+  calls: CallTracker;
 }
 
 /** A guard against an engine bug looping forever inside one reconcile. */
 const maxStepsPerReconcile = 64;
+
+export const keyOf = (tx: DistributedTransaction) => `${tx.metadata.namespace}/${tx.metadata.name}`;
 
 export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
@@ -54,8 +65,17 @@ export class Reconciler {
   async reconcile(initial: DistributedTransaction): Promise<ReconcileResult> {
     const { deps } = this;
     let tx = initial;
+    const key = keyOf(tx);
     const log = deps.logger.child({ namespace: tx.metadata.namespace, transaction: tx.metadata.name, uid: tx.metadata.uid });
-    if (tx.metadata.deletionTimestamp) return { kind: 'done' };
+    if (tx.metadata.deletionTimestamp) {
+      deps.calls.cancel(key);
+      return { kind: 'done' };
+    }
+    // Calls still running: their end queues this key again.
+    const batch = deps.calls.get(key);
+    if (batch && batch.uid !== tx.metadata.uid) deps.calls.cancel(key);
+    else if (batch && !batch.outcomes) return { kind: 'done' };
+    const settled = deps.calls.take(key);
 
     // A finished transaction goes back through the engine only to answer a
     // human's new retry/abort request (refused, with an Event saying why).
@@ -65,7 +85,7 @@ export class Reconciler {
     const invalid = findSpecViolation(tx, this.deps.caller.policy);
     if (invalid && !tx.status?.decision && tx.status?.phase !== 'Failed') return this.refuseInvalid(tx, invalid, log);
     if (invalid && !tx.status?.decision && !pendingRequest) return { kind: 'done' };
-    if (deps.admission?.applies(tx) && !pendingRequest) {
+    if (!settled && deps.admission?.applies(tx) && !pendingRequest) {
       // Past its forward deadline it goes to the engine, which times it out (Cancel).
       const deadline = forwardDeadline(tx, parseDuration);
       if (deadline === undefined || deps.now() < deadline) {
@@ -76,6 +96,15 @@ export class Reconciler {
 
     let status: TransactionStatus | undefined = tx.status;
     let outcomes: CallOutcome[] = [];
+    if (settled?.outcomes) {
+      if (isDeepStrictEqual(settled.base, tx.status)) {
+        status = settled.stepStatus;
+        outcomes = settled.outcomes;
+      } else {
+        // Someone else wrote the status while the calls ran: decide again from theirs.
+        log.debug({ calls: settled.calls.length }, 'status changed while calls ran; their outcomes are dropped');
+      }
+    }
     let out: StepOutput | undefined;
     for (let i = 0; i < maxStepsPerReconcile; i++) {
       out = (deps.step ?? step)({ tx, status, outcomes, now: deps.now() });
@@ -88,7 +117,10 @@ export class Reconciler {
         tx = written;
       }
       log.debug({ phase: status.phase, calls: out.calls.map((c) => `${c.branch}.${c.method}#${c.attempt}`) }, 'calling participants');
-      outcomes = await Promise.all(out.calls.map((call) => this.call(tx, call, status!, log)));
+      const calling = tx;
+      const phase = status.phase;
+      deps.calls.start(key, tx.metadata.uid, tx.status, status, out.calls, (call, signal) => this.call(calling, call, phase, signal, log));
+      return { kind: 'done' };
     }
     if (status && !isDeepStrictEqual(status, tx.status)) {
       const written = await this.persist(tx, status, log);
@@ -99,12 +131,19 @@ export class Reconciler {
     return { kind: 'done', requeueAfterMs: out?.requeueAfterMs };
   }
 
-  private async call(tx: DistributedTransaction, call: Parameters<typeof callParticipant>[2], status: TransactionStatus, log: Logger) {
-    const o = await callParticipant(this.deps.caller, tx, call);
+  /** The transaction is gone: its calls are cancelled and their outcomes never used. */
+  forget(key: string): void {
+    this.deps.calls.cancel(key);
+  }
+
+  private async call(tx: DistributedTransaction, call: Parameters<typeof callParticipant>[2], phase: string | undefined, signal: AbortSignal, log: Logger) {
+    const o = await callParticipant(this.deps.caller, tx, call, signal);
     this.deps.metrics.branchCalls.inc({ method: call.method, code: o.code });
     this.deps.metrics.branchCallSeconds.observe({ method: call.method }, o.durationMs / 1000);
-    if (o.kind !== 'ok') {
-      log.info({ branch: call.branch, method: call.method, attempt: call.attempt, phase: status.phase, outcome: o.kind, error: o.message }, 'participant call failed');
+    if (o.kind !== 'ok' && !signal.aborted) {
+      // The participant's own words stay in status.lastError: they may echo payload data.
+      log.info({ branch: call.branch, method: call.method, attempt: call.attempt, phase, outcome: o.kind, code: o.code }, 'participant call failed');
+      log.debug({ branch: call.branch, method: call.method, attempt: call.attempt, error: o.message }, 'participant call error text');
     }
     return o;
   }

@@ -4,7 +4,7 @@
  * the policy refuses, becomes a classified outcome, so one misbehaving
  * participant cannot break the reconcile of anything else.
  */
-import { Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as Status, type Client, type ServiceError } from '@grpc/grpc-js';
 import type { DistributedTransaction } from '../api/types.js';
 import type { Call, CallOutcome, Method } from '../engine/types.js';
 import {
@@ -33,7 +33,6 @@ const methodPaths: Record<Exclude<Method, 'CheckPrepared'>, string> = {
 };
 
 const maxDataBytes = 4096;
-const noRelease = Promise.resolve(() => undefined);
 
 export interface CallerDeps {
   pool: ChannelPool;
@@ -44,8 +43,10 @@ export interface CallerDeps {
   /** Default deadline of one call when the branch sets none. */
   defaultCallTimeoutMs: number;
   parseDuration: (d: string) => number;
-  /** --max-calls-per-endpoint: calls wait here for a slot; the call's deadline starts once it has one. */
+  /** --max-calls-per-endpoint: calls wait here for a slot; the wait counts against the call's deadline. */
   limiter?: EndpointLimiter;
+  /** --max-call-timeout: no call waits longer than this, whatever its branch's callTimeout says. */
+  maxCallTimeoutMs?: number;
 }
 
 export interface CallObservation extends CallOutcome {
@@ -54,14 +55,72 @@ export interface CallObservation extends CallOutcome {
   code: string;
 }
 
-export async function callParticipant(deps: CallerDeps, tx: DistributedTransaction, call: Call): Promise<CallObservation> {
+/**
+ * gRPC status name for the metrics label. Only the 17 codes gRPC defines: a
+ * participant answering with made-up numeric codes must not grow the
+ * operator's series (the number itself stays in the outcome's message).
+ */
+export function statusName(code: number): string {
+  return Number.isInteger(code) && code >= 0 && code <= 16 ? (Status[code] ?? 'UNKNOWN_CODE') : 'UNKNOWN_CODE';
+}
+
+/** The call's deadline: its branch's callTimeout (or the default), capped by --max-call-timeout. */
+export function callTimeoutMs(deps: CallerDeps, callTimeout: string | undefined): number {
+  let ms = deps.defaultCallTimeoutMs;
+  if (callTimeout) {
+    try {
+      ms = deps.parseDuration(callTimeout);
+    } catch {
+      // The CRD validates the format; an unparsable value gets the default.
+    }
+  }
+  return deps.maxCallTimeoutMs !== undefined ? Math.min(ms, deps.maxCallTimeoutMs) : ms;
+}
+
+/**
+ * Waits for an endpoint slot and makes one unary call, bounded by `deadline`
+ * (ms since epoch) from before the wait, and cancelled when `signal` aborts
+ * (the transaction was deleted, or the operator is stopping).
+ */
+async function unary<Req, Res>(
+  deps: CallerDeps,
+  client: Client,
+  target: string,
+  path: string,
+  encode: (v: Req) => Buffer,
+  decode: (b: Buffer) => Res,
+  request: Req,
+  deadline: number,
+  signal: AbortSignal | undefined,
+): Promise<{ err: ServiceError | null; res?: Res; local?: { kind: CallOutcome['kind']; message: string } }> {
+  const release = deps.limiter ? await deps.limiter.acquire(target, { deadline, signal }) : () => undefined;
+  if (!release) {
+    if (signal?.aborted) return { err: null, local: { kind: 'retryable', message: 'call cancelled before it was made' } };
+    return { err: null, local: { kind: 'timeout', message: `no call slot for ${target} within the call's deadline (--max-calls-per-endpoint=${deps.limiter?.max})` } };
+  }
+  try {
+    return await new Promise((resolve) => {
+      const c = client.makeUnaryRequest(path, encode, decode, request, new Metadata(), { deadline: new Date(deadline) }, (err, res) => {
+        signal?.removeEventListener('abort', cancel);
+        resolve({ err: err ?? null, res });
+      });
+      const cancel = () => c.cancel();
+      if (signal?.aborted) cancel();
+      else signal?.addEventListener('abort', cancel, { once: true });
+    });
+  } finally {
+    release();
+  }
+}
+
+export async function callParticipant(deps: CallerDeps, tx: DistributedTransaction, call: Call, signal?: AbortSignal): Promise<CallObservation> {
   const started = deps.now();
   const done = (kind: CallOutcome['kind'], message?: string, data?: string): CallObservation => {
     const finishedAt = deps.now();
     const code = kind === 'ok' ? 'OK' : 'LOCAL_ERROR';
     return { branch: call.branch, method: call.method, attempt: call.attempt, kind, message, data, finishedAt, durationMs: finishedAt - started, code };
   };
-  if (call.method === 'CheckPrepared') return checkPrepared(deps, tx, call, done);
+  if (call.method === 'CheckPrepared') return checkPrepared(deps, tx, call, done, signal);
   const index = tx.spec.branches.findIndex((b) => b.name === call.branch);
   const branch = tx.spec.branches[index];
   if (!branch) return done('retryable', `no branch named ${call.branch} in spec`);
@@ -85,21 +144,21 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
       attempt: call.attempt,
       result: call.result ? Buffer.from(call.result, 'base64') : Buffer.alloc(0),
     };
-    const timeoutMs = branch.callTimeout ? deps.parseDuration(branch.callTimeout) : deps.defaultCallTimeoutMs;
-    const release = await (deps.limiter?.acquire(endpoint.target) ?? noRelease);
-    const response = await new Promise<{ err: ServiceError | null; res?: BranchResponse }>((resolve) => {
-      client.makeUnaryRequest(
-        methodPaths[call.method as Exclude<Method, 'CheckPrepared'>],
-        (v: BranchRequest) => Buffer.from(BranchRequest.encode(v).finish()),
-        (b: Buffer) => BranchResponse.decode(b),
-        request,
-        new Metadata(),
-        { deadline: new Date(Date.now() + timeoutMs) },
-        (err, res) => resolve({ err: err ?? null, res }),
-      );
-    }).finally(release);
+    const deadline = Date.now() + callTimeoutMs(deps, branch.callTimeout);
+    const response = await unary(
+      deps,
+      client,
+      endpoint.target,
+      methodPaths[call.method as Exclude<Method, 'CheckPrepared'>],
+      (v: BranchRequest) => Buffer.from(BranchRequest.encode(v).finish()),
+      (b: Buffer) => BranchResponse.decode(b),
+      request,
+      deadline,
+      signal,
+    );
+    if (response.local) return done(response.local.kind, response.local.message);
     const kind = classify(call.method, response.err);
-    if (response.err) return { ...done(kind, describeError(response.err)), code: Status[response.err.code] ?? `CODE_${response.err.code}` };
+    if (response.err) return { ...done(kind, describeError(response.err)), code: statusName(response.err.code) };
     const res = response.res ?? { message: '', data: Buffer.alloc(0) };
     if (res.data.length > maxDataBytes) {
       return done('retryable', `response data is ${res.data.length} bytes, more than the ${maxDataBytes} allowed`);
@@ -127,6 +186,7 @@ async function checkPrepared(
   tx: DistributedTransaction,
   call: Call,
   done: (kind: CallOutcome['kind'], message?: string, data?: string) => CallObservation,
+  signal: AbortSignal | undefined,
 ): Promise<CallObservation> {
   const source = tx.spec.message?.source;
   if (!source?.endpoint) return done('retryable', 'spec.message.source.endpoint is not set');
@@ -147,20 +207,20 @@ async function checkPrepared(
       operation: source.operation ?? '',
       payload: payload === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(payload)),
     };
-    const release = await (deps.limiter?.acquire(endpoint.target) ?? noRelease);
-    const response = await new Promise<{ err: ServiceError | null; res?: CheckPreparedResponse }>((resolve) => {
-      client.makeUnaryRequest(
-        MessageSourceService.checkPrepared.path,
-        (v: CheckPreparedRequest) => Buffer.from(CheckPreparedRequest.encode(v).finish()),
-        (b: Buffer) => CheckPreparedResponse.decode(b),
-        request,
-        new Metadata(),
-        { deadline: new Date(Date.now() + deps.defaultCallTimeoutMs) },
-        (err, res) => resolve({ err: err ?? null, res }),
-      );
-    }).finally(release);
+    const response = await unary(
+      deps,
+      client,
+      endpoint.target,
+      MessageSourceService.checkPrepared.path,
+      (v: CheckPreparedRequest) => Buffer.from(CheckPreparedRequest.encode(v).finish()),
+      (b: Buffer) => CheckPreparedResponse.decode(b),
+      request,
+      Date.now() + callTimeoutMs(deps, undefined),
+      signal,
+    );
+    if (response.local) return done(response.local.kind, response.local.message);
     const kind = classify('CheckPrepared', response.err);
-    if (response.err) return { ...done(kind, describeError(response.err)), code: Status[response.err.code] ?? `CODE_${response.err.code}` };
+    if (response.err) return { ...done(kind, describeError(response.err)), code: statusName(response.err.code) };
     const state = checkStates[response.res?.state ?? CheckPreparedResponse_State.STATE_UNKNOWN];
     if (!state) return done('retryable', `unrecognized CheckPrepared state ${String(response.res?.state)}`);
     return { ...done('ok', `source answered ${state}`), checkState: state };
