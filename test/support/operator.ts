@@ -13,6 +13,8 @@ export interface OperatorProcess {
   metricsPort: number;
   /** /healthz and /readyz. */
   healthPort: number;
+  /** Everything the process wrote to stderr so far (Node warnings land here). */
+  stderr(): string;
   waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Prometheus text from /metrics. */
   metrics(): Promise<string>;
@@ -103,6 +105,7 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorProc
     lines,
     metricsPort,
     healthPort: healthLine.port as number,
+    stderr: () => stderr,
     waitForLog,
     metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
     kill: async (signal = 'SIGTERM') => {

@@ -77,4 +77,59 @@ describe('WorkQueue', () => {
     q.shutDown();
     expect(await waiting).toBeUndefined();
   });
+
+  it('serves namespaces in turn: a backlog of 1,000 keys in one namespace delays another namespace by one key', async () => {
+    const q = new WorkQueue();
+    for (let i = 0; i < 1000; i++) q.add(`busy/tx-${i}`);
+    q.add('quiet/tx-0');
+    q.add('quiet/tx-1');
+    const order: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const k = (await q.get())!;
+      order.push(k);
+      q.done(k);
+    }
+    expect(order).toEqual(['busy/tx-0', 'quiet/tx-0', 'busy/tx-1', 'quiet/tx-1', 'busy/tx-2', 'busy/tx-3']);
+    // Within one namespace the order stays FIFO, and nothing is lost or doubled.
+    const rest: string[] = [];
+    while (q.length > 0) {
+      const k = (await q.get())!;
+      rest.push(k);
+      q.done(k);
+    }
+    expect(rest).toEqual(Array.from({ length: 996 }, (_, i) => `busy/tx-${i + 4}`));
+  });
+
+  it('a 720 h requeue fires once, after 720 h, not at once (Node timers hold at most 24.8 days)', () => {
+    vi.useFakeTimers();
+    try {
+      const q = new WorkQueue();
+      const h = 3_600_000;
+      q.addAfter('ns/ttl', 720 * h);
+      vi.advanceTimersByTime(1);
+      expect(q.length).toBe(0);
+      vi.advanceTimersByTime(719 * h);
+      expect(q.length).toBe(0);
+      vi.advanceTimersByTime(h - 2);
+      expect(q.length).toBe(0);
+      vi.advanceTimersByTime(1);
+      expect(q.length).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('drop() cancels a deleted object\'s pending timer', () => {
+    vi.useFakeTimers();
+    try {
+      const q = new WorkQueue();
+      q.addAfter('ns/gone', 1000);
+      q.drop('ns/gone');
+      vi.advanceTimersByTime(5000);
+      expect(q.length).toBe(0);
+      expect(q.scheduled).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
