@@ -10,13 +10,20 @@
  * cache has not shown yet (a reconcile may run the whole forward phase before
  * the cache sees anything).
  *
+ * Shared fairly between namespaces: while other namespaces have transactions
+ * waiting, a namespace already holding its share (max ÷ the namespaces that
+ * are running or waiting, at least 1) is not admitted more, so the slots that
+ * free up go to the others; with nobody else waiting it may use them all.
+ * A tenant that submits a thousand transactions at once therefore delays
+ * another's by at most the time for one slot to free up.
+ *
  * A waiting transaction's forward timeout keeps running (it counts from
  * creation): one that waits past it is let through so the engine times it out
  * and cancels it — the user's deadline is honoured rather than stretched.
  */
 import type { DistributedTransaction } from '../api/types.js';
 
-export type Admission = { admitted: true } | { admitted: false; inForward: number; max: number };
+export type Admission = { admitted: true } | { admitted: false; inForward: number; max: number; share?: number };
 
 const limitedModes = new Set(['TCC', 'Saga']);
 const forwardPhases = new Set(['Trying', 'Executing']);
@@ -37,8 +44,8 @@ export function inForwardPhase(tx: DistributedTransaction): boolean {
 }
 
 export class ForwardAdmission {
-  /** uid → when this process admitted it. */
-  private readonly admitted = new Map<string, number>();
+  /** uid → when this process admitted it, and in which namespace. */
+  private readonly admitted = new Map<string, { at: number; namespace: string }>();
 
   constructor(
     readonly max: number,
@@ -55,9 +62,16 @@ export class ForwardAdmission {
   admit(tx: DistributedTransaction): Admission {
     const uid = tx.metadata.uid;
     if (this.admitted.has(uid)) return { admitted: true };
-    const inForward = this.count();
-    if (inForward >= this.max) return { admitted: false, inForward, max: this.max };
-    this.admitted.set(uid, this.now());
+    const { total, byNamespace, waitingIn } = this.census();
+    if (total >= this.max) return { admitted: false, inForward: total, max: this.max };
+    const ns = tx.metadata.namespace;
+    const active = new Set([...byNamespace.keys(), ...waitingIn, ns]);
+    const share = Math.max(1, Math.floor(this.max / active.size));
+    const mine = byNamespace.get(ns) ?? 0;
+    // Over its share, a namespace yields while another below its share is waiting.
+    const othersBelowShare = [...waitingIn].some((other) => other !== ns && (byNamespace.get(other) ?? 0) < share);
+    if (mine >= share && othersBelowShare) return { admitted: false, inForward: total, max: this.max, share };
+    this.admitted.set(uid, { at: this.now(), namespace: ns });
     return { admitted: true };
   }
 
@@ -73,18 +87,31 @@ export class ForwardAdmission {
 
   /** Transactions in their forward phase: the cache's, plus our admissions the cache has not shown started. */
   count(): number {
+    return this.census().total;
+  }
+
+  /** Forward-phase counts, in all and per namespace, and the namespaces with transactions waiting to start. */
+  private census(): { total: number; byNamespace: Map<string, number>; waitingIn: Set<string> } {
     const now = this.now();
-    let n = 0;
+    const byNamespace = new Map<string, number>();
+    const waitingIn = new Set<string>();
+    let total = 0;
+    const countIn = (ns: string) => {
+      total++;
+      byNamespace.set(ns, (byNamespace.get(ns) ?? 0) + 1);
+    };
     for (const tx of this.cached()) {
       const uid = tx.metadata?.uid;
+      const ns = tx.metadata?.namespace ?? '';
       if (uid && this.admitted.has(uid) && !notStarted(tx)) this.admitted.delete(uid);
-      if (inForwardPhase(tx)) n++;
+      if (inForwardPhase(tx)) countIn(ns);
+      else if (uid && !this.admitted.has(uid) && this.applies(tx)) waitingIn.add(ns);
     }
-    for (const [uid, at] of this.admitted) {
-      if (now - at > admittedTtlMs) this.admitted.delete(uid);
-      else n++;
+    for (const [uid, a] of this.admitted) {
+      if (now - a.at > admittedTtlMs) this.admitted.delete(uid);
+      else countIn(a.namespace);
     }
-    return n;
+    return { total, byNamespace, waitingIn };
   }
 }
 

@@ -183,7 +183,10 @@ export class Reconciler {
     const requeueAfterMs = waitMs(deadline, now);
     const cond = tx.status?.conditions?.find((c) => c.type === 'Succeeded');
     if (tx.status?.phase === 'Pending' && cond?.reason === 'WaitingForCapacity') return { kind: 'done', requeueAfterMs };
-    const message = `waiting for capacity: ${a.inForward} transactions in the forward phase (--max-forward-transactions=${a.max})`;
+    const message =
+      a.share !== undefined
+        ? `waiting for capacity: namespace ${tx.metadata.namespace} holds its fair share (${a.share} of --max-forward-transactions=${a.max}) while other namespaces wait`
+        : `waiting for capacity: ${a.inForward} transactions in the forward phase (--max-forward-transactions=${a.max})`;
     const status: TransactionStatus = {
       ...tx.status,
       phase: 'Pending',

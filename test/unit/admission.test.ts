@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { DistributedTransaction } from '../../src/api/types.js';
 import { ForwardAdmission, notStarted, waitMs } from '../../src/controller/admission.js';
 
-const tx = (uid: string, mode: string, status?: DistributedTransaction['status']) =>
-  ({ metadata: { uid, name: uid, namespace: 'n' }, spec: { mode, branches: [] }, status }) as unknown as DistributedTransaction;
+const tx = (uid: string, mode: string, status?: DistributedTransaction['status'], namespace = 'n') =>
+  ({ metadata: { uid, name: uid, namespace }, spec: { mode, branches: [] }, status }) as unknown as DistributedTransaction;
 
 describe('ForwardAdmission', () => {
   it('counts the cache’s forward phase plus its own unseen admissions', () => {
@@ -63,5 +63,25 @@ describe('flow-control flags', () => {
     expect(parseFlags(['--message-check-timeout-action', 'Fail'], {}).messageCheckTimeoutAction).toBe('Fail');
     expect(() => parseFlags(['--message-check-timeout-action', 'fail'], {})).toThrow(/--message-check-timeout-action: want Rollback or Fail, got "fail"/);
     expect(() => parseFlags(['--max-forward-transactions=x'], {})).toThrow(/--max-forward-transactions: want an integer/);
+  });
+
+  it('shares the limit between namespaces: a namespace over its share yields the freed slot to one that waits', () => {
+    // Namespace "busy" started first and took all 4 slots; 100 more of its transactions wait, and one of "quiet".
+    const cache: DistributedTransaction[] = [
+      ...Array.from({ length: 4 }, (_, i) => tx(`b${i}`, 'TCC', { phase: 'Trying' }, 'busy')),
+      ...Array.from({ length: 100 }, (_, i) => tx(`bw${i}`, 'TCC', undefined, 'busy')),
+      tx('q0', 'TCC', undefined, 'quiet'),
+    ];
+    const a = new ForwardAdmission(4, () => cache, () => 0);
+    expect(a.admit(tx('q0', 'TCC', undefined, 'quiet')).admitted).toBe(false); // full
+    cache.shift(); // one of busy's finishes: 3 in flight, share = 4 / 2 = 2
+    expect(a.admit(tx('bw0', 'TCC', undefined, 'busy'))).toMatchObject({ admitted: false, share: 2 });
+    expect(a.admit(tx('q0', 'TCC', undefined, 'quiet'))).toEqual({ admitted: true });
+  });
+
+  it('is work-conserving: with no other namespace waiting, one namespace may use every slot', () => {
+    const cache = Array.from({ length: 3 }, (_, i) => tx(`b${i}`, 'TCC', { phase: 'Trying' }, 'busy'));
+    const a = new ForwardAdmission(4, () => cache, () => 0);
+    expect(a.admit(tx('b3', 'TCC', undefined, 'busy'))).toEqual({ admitted: true });
   });
 });
