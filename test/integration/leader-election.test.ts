@@ -18,6 +18,7 @@ import type { DistributedTransaction } from '../../src/api/types.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { counterValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { payOrder, startPayment, terminal, transactions, type PaymentServices } from '../support/payment.js';
+import { startHangingParticipant } from '../support/hanging-participant.js';
 
 const leaseMs = 4000;
 const retryMs = 1000;
@@ -253,5 +254,35 @@ describe('leader election (lease 4s, renew deadline 3s, retry 1s)', () => {
     const [tx] = await allTerminal([`term-${orderId}`]);
     expect(tx!.status?.phase).toBe('Committed');
     expect(standby.op.lines.some((l) => l.msg === 'decision persisted' && l.transaction === `term-${orderId}`)).toBe(true);
+  });
+
+  it('leader SIGTERMed while a participant call hangs → it cancels the call, releases the Lease and exits 0 at once', async () => {
+    const hang = await startHangingParticipant();
+    try {
+      const leaseName = `kubetx-le-${randomBytes(2).toString('hex')}`;
+      const { leader, standby } = await startPair(leaseName);
+      const name = `hang-${randomBytes(2).toString('hex')}`;
+      await txs.create({
+        apiVersion: 'kubetx.io/v1alpha1',
+        kind: 'DistributedTransaction',
+        metadata: { name, namespace: ns } as DistributedTransaction['metadata'],
+        spec: { mode: 'TCC', timeout: '10m', branches: [{ name: 'a', endpoint: { address: `127.0.0.1:${hang.port}` }, callTimeout: '50s' }] },
+      });
+      const held = await eventually('the Try held by the participant', async () => hang.open().find((c) => c.transaction === name));
+
+      const termAt = Date.now();
+      await leader.op.kill('SIGTERM');
+      // Before: the shutdown waited for the call (up to 50 s), was forced out after 30 s with exit 1, and never released the Lease.
+      expect(leader.op.child.exitCode).toBe(0);
+      expect(leader.op.lines.some((l) => l.msg === 'released leadership')).toBe(true);
+      await eventually('the held call cancelled', async () => (held.cancelled ? true : undefined), 10_000);
+      expect(held.cancelledAt! - termAt).toBeLessThan(10_000);
+      const became = await standby.op.waitForLog((l) => l.msg === 'became leader', leaseMs + 10_000);
+      expect(logTime(became) - termAt).toBeLessThan(leaseMs);
+      // The new leader takes the transaction over and calls Try again.
+      await eventually('the standby retrying the Try', async () => (hang.open().some((c) => c.transaction === name && c !== held) ? true : undefined), 20_000);
+    } finally {
+      await hang.stop();
+    }
   });
 });
