@@ -11,8 +11,8 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, PLURAL, VERSION, type DistributedTransaction } from '../../src/api/types.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
-import { startHangingParticipant, type HangingParticipant } from '../support/hanging-participant.js';
-import { startOperator, type OperatorProcess } from '../support/operator.js';
+import { startHangingParticipant, startMadeUpCodeParticipant, type HangingParticipant } from '../support/hanging-participant.js';
+import { counterValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { payOrder, startPayment, transactions, type PaymentServices } from '../support/payment.js';
 
 const WORKERS = 4;
@@ -108,5 +108,38 @@ describe('one tenant cannot stall another', () => {
     const res = await fetch(`http://127.0.0.1:${operator.healthPort}/healthz`);
     expect(res.status).toBe(200);
     expect(operator.lines.filter((l) => l.msg === 'reconcile failed, will retry')).toEqual([]);
+  });
+});
+
+describe('a participant cannot grow the operator\'s metrics', () => {
+  it('made-up gRPC status codes all count under one code label', async () => {
+    const madeUp = await startMadeUpCodeParticipant();
+    try {
+      await txs.create({
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: 'DistributedTransaction',
+        metadata: { name: 'made-up-codes', namespace: victimNs } as DistributedTransaction['metadata'],
+        spec: {
+          mode: 'TCC',
+          timeout: '5m',
+          retry: { initialInterval: '100ms', maxInterval: '100ms' },
+          branches: [{ name: 'a', endpoint: { address: `127.0.0.1:${madeUp.port}` } }],
+        },
+      });
+      await eventually('40 distinct made-up codes answered', async () => (madeUp.answered() >= 40 ? true : undefined));
+      const text = await operator.metrics();
+      const codes = new Set(
+        text
+          .split('\n')
+          .filter((l) => l.startsWith('kubetx_branch_calls_total{'))
+          .map((l) => /code="([^"]*)"/.exec(l)?.[1]),
+      );
+      // Before: one series per code the participant invented (40 here). After: the closed set.
+      expect([...codes].filter((c) => c?.startsWith('CODE_'))).toEqual([]);
+      expect(codes.has('UNKNOWN_CODE')).toBe(true);
+      expect(counterValue(text, 'kubetx_branch_calls_total', { code: 'UNKNOWN_CODE' })).toBeGreaterThanOrEqual(40);
+    } finally {
+      await madeUp.stop();
+    }
   });
 });

@@ -30,6 +30,22 @@ export interface HangingParticipant {
   stop(): Promise<void>;
 }
 
+/**
+ * Another hostile participant: every Try/Execute fails with a status code no
+ * gRPC version defines, a new one each time (1000, 1001, ...).
+ */
+export async function startMadeUpCodeParticipant(): Promise<{ port: number; answered: () => number; stop: () => Promise<void> }> {
+  const server = new grpc.Server();
+  let n = 0;
+  const fail = (_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback({ code: 1000 + n++, details: 'made-up status' } as grpc.ServiceError);
+  server.addService(TccParticipantService, { try: fail, confirm: fail, cancel: fail });
+  server.addService(SagaParticipantService, { execute: fail, compensate: fail });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return { port, answered: () => n, stop: async () => server.forceShutdown() };
+}
+
 export async function startHangingParticipant(): Promise<HangingParticipant> {
   const server = new grpc.Server();
   const calls: HeldCall[] = [];
