@@ -54,6 +54,11 @@ async function main(): Promise<void> {
     },
     get: (ns, name) => apiStore.get(ns, name),
     delete: (tx) => apiStore.delete(tx),
+    setFinalizers: async (tx, finalizers) => {
+      const r = await apiStore.setFinalizers(tx, finalizers);
+      if (r.kind === 'ok') manager?.noteWritten(tx, r.tx);
+      return r;
+    },
   };
   const pool = new ChannelPool();
   const limiter = flags.maxCallsPerEndpoint > 0 ? new EndpointLimiter(flags.maxCallsPerEndpoint) : undefined;

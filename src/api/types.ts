@@ -194,6 +194,7 @@ export interface ObjectMeta {
   annotations?: Record<string, string>;
   labels?: Record<string, string>;
   deletionTimestamp?: string;
+  finalizers?: string[];
 }
 
 export interface DistributedTransaction {

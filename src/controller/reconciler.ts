@@ -25,6 +25,7 @@ import { ABORT_ANNOTATION, RETRY_ANNOTATION, ackValue } from '../engine/interven
 import type { CallOutcome, EventIntent, Step, StepOutput } from '../engine/types.js';
 import { callParticipant, type CallerDeps } from '../participants/caller.js';
 import type { CallTracker } from './call-tracker.js';
+import { FINALIZER, finalRecord, needsFinalizer, onDeletion, withoutFinalizer } from './deletion.js';
 import { findSpecViolation, type SpecViolation } from './spec-checks.js';
 import { finalPhases, terminalPhases } from './phases.js';
 import type { EventSink } from './events.js';
@@ -68,8 +69,15 @@ export class Reconciler {
     const key = keyOf(tx);
     const log = deps.logger.child({ namespace: tx.metadata.namespace, transaction: tx.metadata.name, uid: tx.metadata.uid });
     if (tx.metadata.deletionTimestamp) {
-      deps.calls.cancel(key);
-      return { kind: 'done' };
+      const action = onDeletion(tx);
+      if (action.kind === 'ignore') {
+        deps.calls.cancel(key);
+        return { kind: 'done' };
+      }
+      if (action.kind === 'release') return this.release(tx, action.forced, log);
+      // Undecided: the calls under way (Trys, Executes) need not finish before the rollback is decided.
+      if (!tx.status?.decision) deps.calls.cancel(key);
+      tx = action.tx;
     }
     // Calls still running: their end queues this key again.
     const batch = deps.calls.get(key);
@@ -85,6 +93,13 @@ export class Reconciler {
     const invalid = findSpecViolation(tx, this.deps.caller.policy);
     if (invalid && !tx.status?.decision && tx.status?.phase !== 'Failed') return this.refuseInvalid(tx, invalid, log);
     if (invalid && !tx.status?.decision && !pendingRequest) return { kind: 'done' };
+    if (needsFinalizer(tx)) {
+      // Before any call: from here on a deletion waits until the transaction has finished.
+      const r = await deps.store.setFinalizers(tx, [...(tx.metadata.finalizers ?? []), FINALIZER]);
+      if (r.kind === 'conflict') return { kind: 'conflict' };
+      if (r.kind === 'gone') return { kind: 'done' };
+      tx = r.tx;
+    }
     if (!settled && deps.admission?.applies(tx) && !pendingRequest) {
       // Past its forward deadline it goes to the engine, which times it out (Cancel).
       const deadline = forwardDeadline(tx, parseDuration);
@@ -129,6 +144,20 @@ export class Reconciler {
     }
     if (finalPhases.has(tx.status?.phase ?? '')) return this.expireFinished(tx, log);
     return { kind: 'done', requeueAfterMs: out?.requeueAfterMs };
+  }
+
+  /** Removes our finalizer from a deleted transaction, recording its final status (an Event and a log line). */
+  private async release(tx: DistributedTransaction, forced: boolean, log: Logger): Promise<ReconcileResult> {
+    this.deps.calls.cancel(keyOf(tx));
+    const r = await this.deps.store.setFinalizers(tx, withoutFinalizer(tx));
+    if (r.kind === 'conflict') return { kind: 'conflict' };
+    if (r.kind === 'gone') return { kind: 'done' };
+    const record = finalRecord(tx);
+    this.deps.events.record(tx, forced
+      ? { type: 'Warning', reason: 'ForcedDeletion', message: `removed by kubetx.io/force-delete before it finished: ${record}` }
+      : { type: 'Normal', reason: 'Deleted', message: `removed after it finished: ${record}` });
+    log.info({ phase: tx.status?.phase, decision: tx.status?.decision, forced, final: record }, 'deleted transaction released');
+    return { kind: 'done' };
   }
 
   /** The transaction is gone: its calls are cancelled and their outcomes never used. */

@@ -16,6 +16,8 @@ export interface StatusStore {
   /** A live read, bypassing the informer cache (after a conflict). */
   get(namespace: string, name: string): Promise<DistributedTransaction | undefined>;
   delete(tx: DistributedTransaction): Promise<void>;
+  /** Sets metadata.finalizers, with the object's resourceVersion as precondition (409 → conflict). */
+  setFinalizers(tx: DistributedTransaction, finalizers: string[]): Promise<WriteResult>;
 }
 
 export class ApiStatusStore implements StatusStore {
@@ -62,6 +64,25 @@ export class ApiStatusStore implements StatusStore {
     } catch (err) {
       if ((err as { code?: number }).code === 404) return undefined;
       throw new Error(`reading ${namespace}/${name}: ${errorText(err)}`);
+    }
+  }
+
+  async setFinalizers(tx: DistributedTransaction, finalizers: string[]): Promise<WriteResult> {
+    try {
+      const updated = (await this.api.patchNamespacedCustomObject(
+        {
+          group: GROUP, version: VERSION, namespace: tx.metadata.namespace, plural: PLURAL, name: tx.metadata.name,
+          // A merge patch replaces the whole list: the resourceVersion makes it a compare-and-swap.
+          body: { metadata: { resourceVersion: tx.metadata.resourceVersion, finalizers } },
+        },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      )) as DistributedTransaction;
+      return { kind: 'ok', tx: updated };
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code === 409) return { kind: 'conflict' };
+      if (code === 404) return { kind: 'gone' };
+      throw new Error(`setting finalizers of ${tx.metadata.namespace}/${tx.metadata.name}: ${errorText(err)}`);
     }
   }
 

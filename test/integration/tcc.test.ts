@@ -43,7 +43,7 @@ afterAll(async () => {
 });
 
 describe('TCC payment', () => {
-  it('all Trys succeed → Committed with two status writes, every ledger confirmed', async () => {
+  it('all Trys succeed → Committed with the finalizer and two status writes, every ledger confirmed', async () => {
     const before = pay.ledgers();
     const orderId = newOrder();
     const name = `pay-${orderId}`;
@@ -53,7 +53,8 @@ describe('TCC payment', () => {
     const watch = await new k8s.Watch(kc).watch(
       `/apis/kubetx.io/v1alpha1/namespaces/${ns}/distributedtransactions`,
       { fieldSelector: `metadata.name=${name}` },
-      (type, obj: DistributedTransaction) => type === 'MODIFIED' && writes.push(obj.status?.phase ?? ''),
+      (type, obj: DistributedTransaction) =>
+        type === 'MODIFIED' && writes.push(obj.status?.phase ? obj.status.phase : `finalizers=${(obj.metadata.finalizers ?? []).join(',')}`),
       () => undefined,
     );
     await txs.create(payOrder(pay, { name, namespace: ns, orderId }));
@@ -69,7 +70,8 @@ describe('TCC payment', () => {
     // The inventory's Try returned its reservation id; it is kept for Confirm/Cancel.
     expect(tx.status?.branches?.find((b) => b.name === 'inventory')?.result).toBeTruthy();
     await eventually('all watch events', async () => (writes.includes('Committed') ? true : undefined), 5000);
-    expect(writes).toEqual(['Confirming', 'Committed']);
+    // The finalizer before the first call (a deletion mid-flight then waits for the end), the decision, the outcome.
+    expect(writes).toEqual(['finalizers=kubetx.io/finalizer', 'Confirming', 'Committed']);
 
     const after = pay.ledgers();
     expect(after.order!.orders[String(orderId)]!.status).toBe('PAID');

@@ -8,12 +8,13 @@
  *   src/controller/status-writer.ts          get distributedtransactions (live read after a 409)
  *                                            update distributedtransactions/status (the only write; PUT with resourceVersion)
  *                                            delete distributedtransactions (ttlAfterFinished)
+ *                                            patch distributedtransactions (the kubetx.io/finalizer, src/controller/deletion.ts)
  *   src/controller/events.ts                 create, patch events.k8s.io events
  *   src/participants/tls-secret.ts           get secrets (endpoint.tls only; chart value tls.readSecrets)
  *   src/controller/leader.ts                 create leases; get, update the one Lease (release namespace)
  *
  * Deliberately absent: get on distributedtransactions/status (the operator
- * never reads the subresource), patch anywhere except events, list/watch on
+ * never reads the subresource), patch anywhere except events and finalizers, list/watch on
  * secrets, core ("") events, delete on leases (release() empties the holder
  * with an update instead).
  */
@@ -28,7 +29,7 @@ export interface Rule {
 
 /** Transactions, their status and Events: a ClusterRole, or a Role in each watched namespace. */
 export const operatorRules: readonly Rule[] = [
-  { apiGroups: ['kubetx.io'], resources: ['distributedtransactions'], verbs: ['get', 'list', 'watch', 'delete'] },
+  { apiGroups: ['kubetx.io'], resources: ['distributedtransactions'], verbs: ['get', 'list', 'watch', 'patch', 'delete'] },
   { apiGroups: ['kubetx.io'], resources: ['distributedtransactions/status'], verbs: ['update'] },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
 ];

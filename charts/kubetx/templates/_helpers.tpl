@@ -60,6 +60,7 @@ The operator's permissions on transactions, Events and (optionally) Secrets,
 derived from what src/ calls; test/support/rbac.ts holds the same list and the
 tests fail if the two disagree.
   distributedtransactions        get list watch  informer (list+watch), live read after a 409 (get)
+                                 patch           the kubetx.io/finalizer (added before the first call, removed once finished)
                                  delete          ttlAfterFinished clean-up
   distributedtransactions/status update          the only write: PUT of the status subresource with a resourceVersion precondition
   events.k8s.io events           create patch    events.k8s.io/v1 Events, repeats patched into a series
@@ -68,7 +69,7 @@ tests fail if the two disagree.
 {{- define "kubetx.operatorRules" -}}
 - apiGroups: ["kubetx.io"]
   resources: ["distributedtransactions"]
-  verbs: ["get", "list", "watch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 - apiGroups: ["kubetx.io"]
   resources: ["distributedtransactions/status"]
   verbs: ["update"]
