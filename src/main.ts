@@ -66,6 +66,7 @@ async function main(): Promise<void> {
   metrics.flowControlSource = () => ({ transactions: admission?.waiting() ?? 0, calls: limiter?.totals().waiting ?? 0 });
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const calls = new CallTracker(now);
+  const events = new EventRecorder(kc, logger, flags.identity, now, { onResult: (result) => metrics.events.inc({ result }) });
   const reconciler = new Reconciler({
     calls,
     store,
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
       parseDuration,
       limiter,
     },
-    events: new EventRecorder(kc, logger, flags.identity, now),
+    events,
     metrics,
     logger,
     now,
@@ -133,6 +134,7 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 30_000);
     force.unref();
     await manager?.stop().catch(() => undefined);
+    await events.flush().catch(() => undefined);
     await elector?.release();
     pool.close();
     process.exit(0);

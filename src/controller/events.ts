@@ -1,78 +1,205 @@
 /**
- * Kubernetes Events (events.k8s.io/v1) for transactions, aggregated: a repeat
- * of the same reason on the same object within `seriesWindowMs` updates the
- * existing Event's series (count, last time) instead of creating
- * a new object, so a participant failing a thousand times makes one Event.
+ * Kubernetes Events (events.k8s.io/v1) for transactions, aggregated and
+ * rate-limited in the manner of client-go's EventCorrelator:
+ *
+ *   - a series per (object, type, reason): the first occurrence is created at
+ *     once; repeats within `seriesWindowMs` only count in memory, and the count
+ *     is written as one series PATCH per series at most every `flushMs`
+ *     (a participant failing a thousand times makes one Event and a PATCH every
+ *     `flushMs`, not a thousand PATCHes);
+ *   - a token bucket per object on Event API requests (`burst`, then one per
+ *     `refillMs`, client-go's spam filter), so no transaction can flood the
+ *     API server with Events whatever it does; what the bucket refuses is
+ *     counted (`kubetx_events_total{result="dropped"}`) and the series count
+ *     catches up at the next flush that gets a token.
+ *
  * Events are best effort: a failure to record one is logged, never retried.
+ * `flush()` writes pending counts (on shutdown).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { DistributedTransaction } from '../api/types.js';
 import type { EventIntent } from '../engine/types.js';
-
-interface Series {
-  name: string;
-  count: number;
-  firstSeen: number;
-}
+import { setLongTimeout, type LongTimer } from './timers.js';
 
 export interface EventSink {
   record(tx: DistributedTransaction, intent: EventIntent): void;
 }
 
+export type EventResult = 'created' | 'patched' | 'coalesced' | 'dropped';
+
+export interface EventRecorderOptions {
+  /** A repeat this long after the series began starts a new Event. @default 600_000 */
+  seriesWindowMs?: number;
+  /** Pending repeats of a series are written at most this often. @default 30_000 */
+  flushMs?: number;
+  /** Event API requests one object may make at once. @default 25 */
+  burst?: number;
+  /** One more request per object each this long. @default 300_000 */
+  refillMs?: number;
+  /** Series tracked at most (oldest forgotten first). @default 10_000 */
+  maxSeries?: number;
+  onResult?: (result: EventResult) => void;
+}
+
+/** What an Event needs of its transaction (not the whole object: payloads stay out of memory). */
+interface Regarding {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace: string; uid: string };
+}
+
+interface Series {
+  tx: Regarding;
+  name: string;
+  firstSeen: number;
+  /** Occurrences so far, and how many of them the API server has been told of. */
+  count: number;
+  written: number;
+  lastSeen: number;
+  flush?: LongTimer;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** The longest Event name: a DNS subdomain. */
+const MAX_NAME = 253;
+
+/**
+ * `<transaction>.<16 hex>`; a transaction name too long for that keeps its
+ * first 200 characters and a hash of the whole name, so long names stay
+ * distinct and the Event is still valid (before: names over 236 characters
+ * got no Event at all).
+ */
+export function eventName(txName: string, random: string = randomBytes(8).toString('hex')): string {
+  if (txName.length + 1 + random.length <= MAX_NAME) return `${txName}.${random}`;
+  const head = txName.slice(0, 200).replace(/[-.]+$/, '');
+  const hash = createHash('sha256').update(txName).digest('hex').slice(0, 10);
+  return `${head}-${hash}.${random}`;
+}
+
 export class EventRecorder implements EventSink {
   private readonly api: k8s.EventsV1Api;
   private readonly series = new Map<string, Series>();
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly o: Required<Omit<EventRecorderOptions, 'onResult'>> & Pick<EventRecorderOptions, 'onResult'>;
 
   constructor(
     kc: k8s.KubeConfig,
     private readonly logger: Logger,
     private readonly instance: string,
     private readonly now: () => number,
-    private readonly seriesWindowMs = 600_000,
+    options: EventRecorderOptions = {},
   ) {
     this.api = kc.makeApiClient(k8s.EventsV1Api);
+    this.o = { seriesWindowMs: 600_000, flushMs: 30_000, burst: 25, refillMs: 300_000, maxSeries: 10_000, ...options };
   }
 
   record(tx: DistributedTransaction, intent: EventIntent): void {
-    void this.write(tx, intent).catch((err) =>
-      this.logger.warn({ namespace: tx.metadata.namespace, transaction: tx.metadata.name, reason: intent.reason, err: String(err) }, 'could not record event'),
+    const key = `${tx.metadata.uid}/${intent.type}/${intent.reason}`;
+    const now = this.now();
+    const existing = this.series.get(key);
+    if (existing && now - existing.firstSeen < this.o.seriesWindowMs) {
+      existing.count += 1;
+      existing.lastSeen = now;
+      this.o.onResult?.('coalesced');
+      existing.flush ??= setLongTimeout(() => void this.flushSeries(key), this.o.flushMs);
+      return;
+    }
+    if (existing) this.forget(key);
+    if (!this.take(tx.metadata.uid, now)) {
+      this.o.onResult?.('dropped');
+      return;
+    }
+    const regarding: Regarding = { apiVersion: tx.apiVersion, kind: tx.kind, metadata: { name: tx.metadata.name, namespace: tx.metadata.namespace, uid: tx.metadata.uid } };
+    const s: Series = { tx: regarding, name: eventName(tx.metadata.name), firstSeen: now, count: 1, written: 1, lastSeen: now };
+    this.series.set(key, s);
+    if (this.series.size > this.o.maxSeries) this.forget(this.series.keys().next().value!);
+    void this.create(s, intent).then(
+      () => this.o.onResult?.('created'),
+      (err) => this.warn(tx, intent.reason, err),
     );
   }
 
-  private async write(tx: DistributedTransaction, intent: EventIntent): Promise<void> {
-    const key = `${tx.metadata.uid}/${intent.type}/${intent.reason}`;
-    const now = this.now();
-    const note = intent.message.slice(0, 1024);
-    const existing = this.series.get(key);
-    if (existing && now - existing.firstSeen < this.seriesWindowMs) {
-      existing.count += 1;
+  /** Writes every pending series count now (on shutdown). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.series.keys()].map((k) => this.flushSeries(k, true)));
+  }
+
+  private async flushSeries(key: string, final = false): Promise<void> {
+    const s = this.series.get(key);
+    if (!s) return;
+    s.flush?.clear();
+    s.flush = undefined;
+    if (s.count === s.written) return;
+    if (!final && !this.take(s.tx.metadata.uid, this.now())) {
+      this.o.onResult?.('dropped');
+      // The count is kept: it goes out with the next flush that gets a token.
+      s.flush = setLongTimeout(() => void this.flushSeries(key), this.o.flushMs);
+      return;
+    }
+    const count = s.count;
+    try {
       await this.api.patchNamespacedEvent(
         {
-          name: existing.name,
-          namespace: tx.metadata.namespace,
+          name: s.name,
+          namespace: s.tx.metadata.namespace,
           // Only the series may change: events.k8s.io/v1 refuses edits of note, reason, type, ...
-          body: { series: { count: existing.count, lastObservedTime: microTime(now) } },
+          body: { series: { count, lastObservedTime: microTime(s.lastSeen) } },
         },
         k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
       );
-      return;
+      s.written = Math.max(s.written, count);
+      this.o.onResult?.('patched');
+    } catch (err) {
+      this.warn(s.tx, key.split('/')[2] ?? '', err);
     }
-    const name = `${tx.metadata.name}.${randomBytes(8).toString('hex')}`;
-    this.series.set(key, { name, count: 1, firstSeen: now });
-    if (this.series.size > 10_000) this.series.delete(this.series.keys().next().value!);
+  }
+
+  /** A token from the object's bucket, refilled one per refillMs up to burst. */
+  private take(uid: string, now: number): boolean {
+    let b = this.buckets.get(uid);
+    if (!b) {
+      b = { tokens: this.o.burst, at: now };
+      this.buckets.set(uid, b);
+      if (this.buckets.size > this.o.maxSeries) this.buckets.delete(this.buckets.keys().next().value!);
+    }
+    const refilled = Math.floor((now - b.at) / this.o.refillMs);
+    if (refilled > 0) {
+      b.tokens = Math.min(this.o.burst, b.tokens + refilled);
+      b.at += refilled * this.o.refillMs;
+    }
+    if (b.tokens <= 0) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  private forget(key: string): void {
+    this.series.get(key)?.flush?.clear();
+    this.series.delete(key);
+  }
+
+  private warn(tx: Regarding, reason: string, err: unknown): void {
+    this.logger.warn({ namespace: tx.metadata.namespace, transaction: tx.metadata.name, reason, err: String(err) }, 'could not record event');
+  }
+
+  private async create(s: Series, intent: EventIntent): Promise<void> {
+    const { tx } = s;
     await this.api.createNamespacedEvent({
       namespace: tx.metadata.namespace,
       body: {
-        metadata: { name, namespace: tx.metadata.namespace },
-        eventTime: new k8s.V1MicroTime(now),
+        metadata: { name: s.name, namespace: tx.metadata.namespace },
+        eventTime: new k8s.V1MicroTime(s.firstSeen),
         reportingController: 'kubetx.io/operator',
         reportingInstance: this.instance,
         action: intent.reason,
         reason: intent.reason,
         type: intent.type,
-        note,
+        note: intent.message.slice(0, 1024),
         regarding: {
           apiVersion: tx.apiVersion,
           kind: tx.kind,
