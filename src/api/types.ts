@@ -166,6 +166,8 @@ export interface TransactionStatus {
   retryAcknowledged?: string;
   /** The kubetx.io/abort annotation value last acted on (at most 1024 characters). */
   abortAcknowledged?: string;
+  /** RFC 3339: when the last retry/abort request was acted on (requests are acted on at most once per MIN_INTERVENTION_INTERVAL_MS). */
+  interventionTime?: string;
   /** Message mode: the check-back of spec.message.source (CheckPrepared), once one was made. */
   check?: MessageCheckStatus;
 }

@@ -142,7 +142,12 @@ export class Reconciler {
       if (!written) return { kind: 'conflict' };
       tx = written;
     }
-    if (finalPhases.has(tx.status?.phase ?? '')) return this.expireFinished(tx, log);
+    if (finalPhases.has(tx.status?.phase ?? '')) {
+      // A finished transaction may still owe an answer to a request deferred by the engine.
+      const r = await this.expireFinished(tx, log);
+      if (r.kind !== 'done' || out?.requeueAfterMs === undefined) return r;
+      return { kind: 'done', requeueAfterMs: Math.min(r.requeueAfterMs ?? Infinity, out.requeueAfterMs) };
+    }
     return { kind: 'done', requeueAfterMs: out?.requeueAfterMs };
   }
 

@@ -27,7 +27,7 @@ export {
   type DagCheck,
   type DagNodeSpec,
 } from './dag.js';
-export { ABORT_ANNOTATION, RETRY_ANNOTATION, MAX_ACK, ackValue, stepWithIntervention, type InterventionMode } from './intervention.js';
+export { ABORT_ANNOTATION, RETRY_ANNOTATION, MAX_ACK, MIN_INTERVENTION_INTERVAL_MS, ackValue, stepWithIntervention, type InterventionMode } from './intervention.js';
 export {
   stepMessage,
   makeStepMessage,

@@ -8,7 +8,11 @@
  *                                     yet; refused (with an Event) once it has.
  *
  * Each new value is acted on once: status.retryAcknowledged/abortAcknowledged
- * record the value handled. Why in the engine, not the controller: the action
+ * record the value handled. Requests are acted on at most once per
+ * MIN_INTERVENTION_INTERVAL_MS (status.interventionTime): a newer value that
+ * arrives sooner waits, and only the latest counts, so a script rewriting the
+ * annotation every 200 ms cannot turn each rewrite into calls that skip the
+ * backoff, nor into a status write and an Event each. Why in the engine, not the controller: the action
  * and its acknowledgement land in the same status write, so a crash can
  * neither lose an acknowledged request nor act on one twice. An empty value is
  * ignored (clearing an annotation is not a request).
@@ -21,6 +25,8 @@ export const RETRY_ANNOTATION = 'kubetx.io/retry';
 export const ABORT_ANNOTATION = 'kubetx.io/abort';
 /** The CRD's bound on the acknowledgement fields. */
 export const MAX_ACK = 1024;
+/** Requests on one transaction are acted on at most this often. */
+export const MIN_INTERVENTION_INTERVAL_MS = 10_000;
 
 /** What intervention needs to know about a mode. */
 export interface InterventionMode {
@@ -41,13 +47,20 @@ interface Intervention {
   events: EventIntent[];
 }
 
+/** A request that came too soon after the last one: look again after this long. */
+interface Deferred {
+  deferMs: number;
+}
+
 /** Runs `core` on the status with any new request applied, and keeps the acknowledgements in every status it returns. */
 export function stepWithIntervention(input: StepInput, mode: InterventionMode, core: CoreStep): StepOutput {
-  const iv = intervene(input, mode);
+  const found = intervene(input, mode);
+  const iv = found && 'status' in found ? found : undefined;
   const out = iv ? core({ ...input, status: iv.status }, iv.abortMessage) : core(input, undefined);
   // Engines rebuild status from scratch; the acknowledgements must survive every step or requests would repeat.
   const acks = acknowledgements(iv?.status ?? input?.status);
   if (Object.keys(acks).length > 0) out.status = { ...out.status, ...acks };
+  if (found && 'deferMs' in found) out.requeueAfterMs = Math.min(out.requeueAfterMs ?? Infinity, found.deferMs);
   if (!iv) return out;
   return {
     ...out,
@@ -73,15 +86,20 @@ export function ackValue(value: string): string {
   return `${value.slice(0, MAX_ACK - 10)}…#${(h >>> 0).toString(16).padStart(8, '0')}`;
 }
 
-function intervene(input: StepInput, mode: InterventionMode): Intervention | undefined {
+function intervene(input: StepInput, mode: InterventionMode): Intervention | Deferred | undefined {
   const annotations: unknown = input?.tx?.metadata?.annotations;
   if (!annotations || typeof annotations !== 'object') return undefined;
   const prev: TransactionStatus = isObject(input.status) ? input.status : {};
   const retry = newRequest((annotations as Record<string, unknown>)[RETRY_ANNOTATION], prev.retryAcknowledged);
   const abort = newRequest((annotations as Record<string, unknown>)[ABORT_ANNOTATION], prev.abortAcknowledged);
   if (retry === undefined && abort === undefined) return undefined;
+  const last = typeof prev.interventionTime === 'string' ? Date.parse(prev.interventionTime) : NaN;
+  const wait = Number.isNaN(last) ? 0 : last + MIN_INTERVENTION_INTERVAL_MS - input.now;
+  // A clock far behind the recorded time must not defer requests for ever: at most one interval.
+  if (wait > 0) return { deferMs: Math.min(wait, MIN_INTERVENTION_INTERVAL_MS) };
 
   const iv: Intervention = { status: copy(prev), events: [] };
+  iv.status.interventionTime = new Date(input.now).toISOString();
   if (retry !== undefined) {
     applyRetry(iv, mode, retry);
     iv.status.retryAcknowledged = ackValue(retry);
@@ -143,9 +161,10 @@ function newRequest(value: unknown, acknowledged: unknown): string | undefined {
   return typeof value === 'string' && value !== '' && ackValue(value) !== acknowledged ? value : undefined;
 }
 
-function acknowledgements(status: unknown): Pick<TransactionStatus, 'retryAcknowledged' | 'abortAcknowledged'> {
-  const out: Pick<TransactionStatus, 'retryAcknowledged' | 'abortAcknowledged'> = {};
+function acknowledgements(status: unknown): Pick<TransactionStatus, 'retryAcknowledged' | 'abortAcknowledged' | 'interventionTime'> {
+  const out: Pick<TransactionStatus, 'retryAcknowledged' | 'abortAcknowledged' | 'interventionTime'> = {};
   if (!isObject(status)) return out;
+  if (typeof status.interventionTime === 'string') out.interventionTime = status.interventionTime;
   if (typeof status.retryAcknowledged === 'string') out.retryAcknowledged = status.retryAcknowledged;
   if (typeof status.abortAcknowledged === 'string') out.abortAcknowledged = status.abortAcknowledged;
   return out;

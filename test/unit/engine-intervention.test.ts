@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ABORT_ANNOTATION, MAX_ACK, RETRY_ANNOTATION, step, stepSaga, stepTcc } from '../../src/engine/index.js';
+import { ABORT_ANNOTATION, MAX_ACK, MIN_INTERVENTION_INTERVAL_MS, RETRY_ANNOTATION, step, stepSaga, stepTcc } from '../../src/engine/index.js';
 import type { DistributedTransaction, TransactionStatus } from '../../src/api/types.js';
 import type { Step, StepOutput } from '../../src/engine/types.js';
 import { T0, makeTx, outcome } from './engine-helpers.js';
@@ -100,7 +100,8 @@ describe('kubetx.io/retry', () => {
     expect(s1.status.retryAcknowledged!.length).toBeLessThanOrEqual(MAX_ACK);
     const s2 = stepTcc({ tx: annotate(tx, { [RETRY_ANNOTATION]: long }), status: s1.status, outcomes: [], now });
     expect(reasons(s2)).not.toContain('RetryRequested');
-    const other = stepTcc({ tx: annotate(tx, { [RETRY_ANNOTATION]: `${long}x` }), status: s1.status, outcomes: [], now });
+    // Another value, once the 10 s between requests have passed.
+    const other = stepTcc({ tx: annotate(tx, { [RETRY_ANNOTATION]: `${long}x` }), status: s1.status, outcomes: [], now: now + MIN_INTERVENTION_INTERVAL_MS });
     expect(reasons(other)).toContain('RetryRequested');
     const empty = stepTcc({ tx: annotate(tx, { [RETRY_ANNOTATION]: '' }), status, outcomes: [], now });
     expect(empty.status).toEqual(status);
@@ -142,7 +143,7 @@ describe('kubetx.io/abort', () => {
     expect(s4.calls).toEqual([]);
     expect(s4.events).toEqual([{ type: 'Warning', reason: 'AbortRefused', message: 'transaction already decided Confirm; abort has no effect' }]);
     // Only the acknowledgement changed: the controller's end-of-reconcile write stores it.
-    expect(s4.status).toEqual({ ...s3.status, abortAcknowledged: 'too late' });
+    expect(s4.status).toEqual({ ...s3.status, abortAcknowledged: 'too late', interventionTime: new Date(T0 + 1).toISOString() });
   });
 
   it('a Failed transaction that never decided refuses the abort', () => {
@@ -193,7 +194,7 @@ describe('kubetx.io/abort', () => {
     expect(done.status.phase).toBe('Completed');
     const after = stepSaga({ tx: annotate(tx, { [ABORT_ANNOTATION]: 'x' }), status: done.status, outcomes: [], now: T0 + 1 });
     expect(after.events).toEqual([{ type: 'Warning', reason: 'AbortRefused', message: 'transaction already Completed; abort has no effect' }]);
-    expect(after.status).toEqual({ ...done.status, abortAcknowledged: 'x' });
+    expect(after.status).toEqual({ ...done.status, abortAcknowledged: 'x', interventionTime: new Date(T0 + 1).toISOString() });
   });
 
   it('retry and abort together on an undecided TCC: budget reset, then cancelled', () => {
@@ -207,3 +208,49 @@ describe('kubetx.io/abort', () => {
     expect(s3.status).toMatchObject({ retryAcknowledged: '1', abortAcknowledged: 'stop', decision: 'Cancel' });
   });
 });
+
+describe('requests are acted on at most once per 10 s', () => {
+  it('a new kubetx.io/retry value every 200 ms for 30 s: at most 4 acted on, none lost, the latest counts', () => {
+    // Cancelling, with a Cancel that keeps failing (a 1 m backoff each time).
+    const tx = makeTx(['a'], { retry: { initialInterval: '1m', maxInterval: '1m' } });
+    const s1 = stepTcc({ tx, status: undefined, outcomes: [], now: T0 });
+    let out = stepTcc({ tx, status: s1.status, outcomes: [{ ...outcome(s1.calls[0]!, 'refused', T0), message: 'no' }], now: T0 });
+    expect(out.status.decision).toBe('Cancel');
+    let cancels = out.calls.length;
+    let acted = 0;
+    let status = out.status;
+    for (let i = 1; i <= 150; i++) {
+      const now = T0 + i * 200;
+      const value = `spam-${i}`;
+      out = stepTcc({ tx: annotate(tx, { [RETRY_ANNOTATION]: value }), status, outcomes: [], now });
+      if (out.events.some((e) => e.reason === 'RetryRequested')) acted++;
+      // Each Cancel the step asks for fails again at once.
+      const fails = out.calls.map((c) => outcome(c, 'retryable', now));
+      cancels += out.calls.length;
+      status = fails.length > 0 ? stepTcc({ tx: annotate(tx, { [RETRY_ANNOTATION]: value }), status: out.status, outcomes: fails, now }).status : out.status;
+      if (out.status.retryAcknowledged !== value) expect(out.requeueAfterMs).toBeLessThanOrEqual(MIN_INTERVENTION_INTERVAL_MS);
+    }
+    // Before: every value acted on (150 immediate Cancels). Now one per 10 s: at t=0.2 s, 10.2 s, 20.2 s (and 30.2 s is past the run).
+    expect(acted).toBeLessThanOrEqual(4);
+    expect(cancels).toBeLessThanOrEqual(1 + 4);
+    // The latest value is acted on once its turn comes.
+    const later = stepTcc({ tx: annotate(tx, { [RETRY_ANNOTATION]: 'spam-150' }), status, outcomes: [], now: T0 + 150 * 200 + MIN_INTERVENTION_INTERVAL_MS });
+    expect(later.status.retryAcknowledged).toBe('spam-150');
+  });
+
+  it('abort requests on a finished transaction: one acknowledgement (status write + Event) per 10 s', () => {
+    const tx = makeTx(['a']);
+    const s1 = stepTcc({ tx, status: undefined, outcomes: [], now: T0 });
+    const s2 = stepTcc({ tx, status: s1.status, outcomes: [outcome(s1.calls[0]!, 'ok', T0)], now: T0 });
+    let status = stepTcc({ tx, status: s2.status, outcomes: [outcome(s2.calls[0]!, 'ok', T0)], now: T0 }).status;
+    expect(status.phase).toBe('Committed');
+    let writes = 0;
+    for (let i = 1; i <= 50; i++) {
+      const out = stepTcc({ tx: annotate(tx, { [ABORT_ANNOTATION]: `a${i}` }), status, outcomes: [], now: T0 + i * 200 });
+      if (JSON.stringify(out.status) !== JSON.stringify(status)) writes++;
+      status = out.status;
+    }
+    expect(writes).toBeLessThanOrEqual(2);
+  });
+});
+
