@@ -5,7 +5,9 @@
  *      errors/hangs/restarts, kube-apiserver and etcd restarts;
  *   2. the same with two replicas and leader election, the leader killed repeatedly;
  *   3. two replicas WITHOUT leader election racing on the same objects;
- *   4. misbehaving participants next to well-behaved transactions.
+ *   4. misbehaving participants next to well-behaved transactions;
+ *   5. a hostile tenant (hanging participants, invented status codes,
+ *      annotation spam, deletes) next to another tenant's payments.
  * Exits 1 when an invariant is violated.
  *
  *   npx tsx test/chaos/run.ts [--long] [--transactions N] [--kills N]
@@ -15,6 +17,7 @@ import * as k8s from '@kubernetes/client-node';
 import { startControlPlane } from '../support/control-plane.js';
 import { installCrds } from '../support/crds.js';
 import { formatResult, runIsolation, runPaymentChaos, runRacingReplicas, type ChaosContext, type ScenarioResult } from './driver.js';
+import { runHostileTenant } from './hostile.js';
 
 const { values } = parseArgs({
   options: {
@@ -52,6 +55,7 @@ try {
   }));
   await run(runRacingReplicas(ctx, { transactions: long ? 60 : 20, kills: long ? 4 : 1 }));
   await run(runIsolation(ctx, { good: long ? 30 : 10, badPerKind: long ? 5 : 2, spreadMs: 500 }));
+  await run(runHostileTenant(ctx, { good: long ? 40 : 10, spreadMs: 300 }));
   const total = results.reduce((a, r) => a + r.transactions, 0);
   const allKills = results.reduce((a, r) => a + (r.faults.operatorKill ?? 0), 0);
   log(`\nchaos suite: ${results.length} scenarios, ${total} transactions, ${allKills} operator SIGKILLs, ${((Date.now() - started) / 1000).toFixed(0)} s`);

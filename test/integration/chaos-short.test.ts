@@ -7,13 +7,15 @@
  *     transaction terminal, ledgers agree;
  *   - two replicas without leader election racing on 20 transactions: the
  *     decision never changes and the phase only moves forward;
- *   - misbehaving participants do not slow down other transactions.
+ *   - misbehaving participants do not slow down other transactions;
+ *   - a hostile tenant does not delay another beyond the stated bound (hostile.ts).
  */
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { installCrds } from '../support/crds.js';
 import { formatResult, runIsolation, runPaymentChaos, runRacingReplicas, type ChaosContext } from '../chaos/driver.js';
+import { BOUND_MS, runHostileTenant } from '../chaos/hostile.js';
 
 let cp: ControlPlane;
 let ctx: ChaosContext;
@@ -57,4 +59,11 @@ describe('chaos (short)', () => {
     log(formatResult(r));
     expect(r.violations).toEqual([]);
   }, 90_000);
+
+  it(`a hostile tenant delays no other tenant's transaction by more than ${BOUND_MS / 1000} s`, async () => {
+    const r = await runHostileTenant(ctx, { good: 10, spreadMs: 300 });
+    log(formatResult(r));
+    expect(r.violations).toEqual([]);
+    expect(r.committed).toBe(10);
+  }, 150_000);
 });
