@@ -21,7 +21,7 @@ import { makeLogger } from './log.js';
 import { ChannelPool } from './participants/pool.js';
 import { EndpointLimiter } from './participants/endpoint-limiter.js';
 import { ForwardAdmission } from './controller/admission.js';
-import { loadTlsSecret } from './participants/tls-secret.js';
+import { TlsSecretCache } from './participants/tls-secret.js';
 
 async function main(): Promise<void> {
   let flags: OperatorFlags;
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   const limiter = flags.maxCallsPerEndpoint > 0 ? new EndpointLimiter(flags.maxCallsPerEndpoint) : undefined;
   const admission = flags.maxForwardTransactions > 0 ? new ForwardAdmission(flags.maxForwardTransactions, () => manager?.cachedTransactions() ?? [], now) : undefined;
   metrics.flowControlSource = () => ({ transactions: admission?.waiting() ?? 0, calls: limiter?.totals().waiting ?? 0 });
-  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const tlsSecrets = flags.readTlsSecrets ? new TlsSecretCache(kc, flags.namespaces, logger) : undefined;
   const calls = new CallTracker(now);
   const events = new EventRecorder(kc, logger, flags.identity, now, { onResult: (result) => metrics.events.inc({ result }) });
   const reconciler = new Reconciler({
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
         clusterDomainSuffix: `svc.${flags.clusterDomain}`,
         serviceOverrides: flags.serviceOverrides,
       },
-      loadTls: (ns, name) => loadTlsSecret(core, ns, name),
+      loadTls: tlsSecrets ? async (ns, name) => tlsSecrets.load(ns, name) : undefined,
       now,
       defaultCallTimeoutMs: flags.defaultCallTimeoutMs,
       maxCallTimeoutMs: flags.maxCallTimeoutMs,
@@ -148,6 +148,7 @@ async function main(): Promise<void> {
     ready = false;
   } else metrics.leader.set(1);
   if (stopping) return;
+  await tlsSecrets?.start();
   await manager.start();
   ready = true;
 }

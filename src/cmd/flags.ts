@@ -14,6 +14,7 @@ export interface OperatorFlags {
   healthProbeBindAddress: string;
   allowRawAddresses: boolean;
   allowCrossNamespace: boolean;
+  readTlsSecrets: boolean;
   clusterDomain: string;
   serviceOverrides: Map<string, string>;
   defaultTtlMs?: number;
@@ -46,6 +47,7 @@ export const usage = `kubetx operator
   --health-probe-bind-address ADDR  /healthz and /readyz (default :8081; "0" disables)
   --allow-raw-addresses             allow branch endpoint.address (default false)
   --allow-cross-namespace           allow endpoint.service.namespace other than the transaction's (default false)
+  --read-tls-secrets                watch Secrets labelled kubetx.io/tls=true for endpoint.tls client material (default false)
   --cluster-domain DOMAIN           cluster DNS domain; Services are NAME.NS.svc.DOMAIN (default cluster.local)
   --service-override NAME.NS=HOST:PORT  reach a Service at another address (repeatable; for running outside the cluster)
   --default-ttl-after-finished DUR  delete finished transactions after DUR when they set no ttlAfterFinished (default: keep)
@@ -77,6 +79,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'health-probe-bind-address': { type: 'string', default: ':8081' },
       'allow-raw-addresses': { type: 'boolean', default: false },
       'allow-cross-namespace': { type: 'boolean', default: false },
+      'read-tls-secrets': { type: 'boolean', default: false },
       'cluster-domain': { type: 'string', default: 'cluster.local' },
       'service-override': { type: 'string', multiple: true, default: [] },
       'default-ttl-after-finished': { type: 'string' },
@@ -134,6 +137,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     healthProbeBindAddress: values['health-probe-bind-address'],
     allowRawAddresses: values['allow-raw-addresses'],
     allowCrossNamespace: values['allow-cross-namespace'],
+    readTlsSecrets: values['read-tls-secrets'],
     clusterDomain: values['cluster-domain'].replace(/^svc\./, ''),
     serviceOverrides,
     defaultTtlMs: values['default-ttl-after-finished'] ? duration('default-ttl-after-finished', values['default-ttl-after-finished']) : undefined,

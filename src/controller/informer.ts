@@ -27,6 +27,8 @@ export interface ResilientInformerOptions<T extends k8s.KubernetesObject> {
   resyncMs?: number;
   /** @default 600_000 */
   watchdogMs?: number;
+  /** Watch only objects with these labels (the list function must apply the same selector). */
+  labelSelector?: string;
 }
 
 export class ResilientInformer<T extends k8s.KubernetesObject> {
@@ -48,7 +50,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
       setImmediate(() => this.markSynced());
       return result;
     };
-    this.informer = k8s.makeInformer(opts.kubeConfig, opts.path, list);
+    this.informer = k8s.makeInformer(opts.kubeConfig, opts.path, list, opts.labelSelector);
     const touch = () => {
       this.lastActivity = Date.now();
       this.restartDelayMs = 100;

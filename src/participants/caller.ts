@@ -128,7 +128,7 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
     const endpoint = resolveEndpoint(branch.endpoint, tx.metadata.namespace, `spec.branches[${index}].endpoint`, deps.policy);
     let tls;
     if (endpoint.tlsSecretName) {
-      if (!deps.loadTls) return done('retryable', 'TLS endpoints need the operator to read Secrets');
+      if (!deps.loadTls) return done('retryable', 'endpoint.tls needs an operator that reads TLS Secrets (--read-tls-secrets; chart value tls.readSecrets)');
       const s = await deps.loadTls(tx.metadata.namespace, endpoint.tlsSecretName);
       tls = { material: s.material, serverName: endpoint.serverName, secretVersion: s.version };
     }
@@ -194,7 +194,7 @@ async function checkPrepared(
     const endpoint = resolveEndpoint(source.endpoint, tx.metadata.namespace, MESSAGE_SOURCE_FIELD, deps.policy);
     let tls;
     if (endpoint.tlsSecretName) {
-      if (!deps.loadTls) return done('retryable', 'TLS endpoints need the operator to read Secrets');
+      if (!deps.loadTls) return done('retryable', 'endpoint.tls needs an operator that reads TLS Secrets (--read-tls-secrets; chart value tls.readSecrets)');
       const s = await deps.loadTls(tx.metadata.namespace, endpoint.tlsSecretName);
       tls = { material: s.material, serverName: endpoint.serverName, secretVersion: s.version };
     }

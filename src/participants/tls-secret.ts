@@ -3,12 +3,65 @@
  * transaction's namespace (keys ca.crt, tls.crt, tls.key as in
  * kubernetes.io/tls Secrets). The Secret's resourceVersion keys the channel,
  * so a rotated certificate gets a new channel.
+ *
+ * Only Secrets labelled `kubetx.io/tls: "true"` are usable: a tenant who may
+ * create transactions must not be able to make the operator present any
+ * Secret of its namespace as client material. They are cached by a watch on
+ * that label (no GET per call), and every reason a Secret cannot be used —
+ * missing, unlabelled, no usable keys — gives one and the same message, so the
+ * answer tells nothing about which Secrets exist.
  */
-import type * as k8s from '@kubernetes/client-node';
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { ResilientInformer } from '../controller/informer.js';
 import type { TlsMaterial } from './pool.js';
 
-export async function loadTlsSecret(core: k8s.CoreV1Api, namespace: string, name: string): Promise<{ material: TlsMaterial; version: string }> {
-  const secret = await core.readNamespacedSecret({ name, namespace });
-  const get = (key: string) => (secret.data?.[key] ? Buffer.from(secret.data[key]!, 'base64') : undefined);
-  return { material: { ca: get('ca.crt'), cert: get('tls.crt'), key: get('tls.key') }, version: secret.metadata?.resourceVersion ?? '' };
+export const TLS_SECRET_LABEL = 'kubetx.io/tls';
+
+export class TlsSecretUnusable extends Error {
+  constructor(namespace: string, name: string) {
+    super(`Secret "${name}" cannot be used for endpoint.tls: it must exist in namespace "${namespace}", carry the label ${TLS_SECRET_LABEL}=true, and hold tls.crt with tls.key, and/or ca.crt`);
+    this.name = 'TlsSecretUnusable';
+  }
+}
+
+export class TlsSecretCache {
+  private readonly informers: ResilientInformer<k8s.V1Secret>[] = [];
+
+  constructor(kc: k8s.KubeConfig, namespaces: string[], logger: Logger) {
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const labelSelector = `${TLS_SECRET_LABEL}=true`;
+    for (const ns of namespaces.length > 0 ? namespaces : [undefined]) {
+      this.informers.push(
+        new ResilientInformer<k8s.V1Secret>({
+          kubeConfig: kc,
+          path: ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets',
+          labelSelector,
+          list: () => (ns ? core.listNamespacedSecret({ namespace: ns, labelSelector }) : core.listSecretForAllNamespaces({ labelSelector })),
+          onUpsert: () => undefined,
+          onDelete: () => undefined,
+          logger,
+        }),
+      );
+    }
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.start()));
+    await Promise.all(this.informers.map((i) => i.waitForSync()));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.stop()));
+  }
+
+  /** The material of a labelled Secret, or TlsSecretUnusable — the same error whatever the reason. */
+  load(namespace: string, name: string): { material: TlsMaterial; version: string } {
+    const secret = this.informers.map((i) => i.get(name, namespace)).find(Boolean);
+    if (!secret || secret.metadata?.labels?.[TLS_SECRET_LABEL] !== 'true') throw new TlsSecretUnusable(namespace, name);
+    const get = (key: string) => (secret.data?.[key] ? Buffer.from(secret.data[key]!, 'base64') : undefined);
+    const material = { ca: get('ca.crt'), cert: get('tls.crt'), key: get('tls.key') };
+    if (!material.ca && !(material.cert && material.key)) throw new TlsSecretUnusable(namespace, name);
+    return { material, version: secret.metadata?.resourceVersion ?? '' };
+  }
 }

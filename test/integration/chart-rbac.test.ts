@@ -426,6 +426,7 @@ describe('chart on the real API server', () => {
         { ...dtx, verb: 'watch' },
         { ...dtx, verb: 'get', namespace: txNs },
         { ...dtx, verb: 'delete', namespace: txNs },
+        { ...dtx, verb: 'patch', namespace: txNs },
         { ...dtx, subresource: 'status', verb: 'update', namespace: txNs },
         { group: 'events.k8s.io', resource: 'events', verb: 'create', namespace: txNs },
         { group: 'events.k8s.io', resource: 'events', verb: 'patch', namespace: txNs },
@@ -441,7 +442,6 @@ describe('chart on the real API server', () => {
         { resource: 'events', verb: 'create', namespace: txNs },
         { ...dtx, verb: 'create', namespace: txNs },
         { ...dtx, verb: 'update', namespace: txNs },
-        { ...dtx, verb: 'patch', namespace: txNs },
         { ...dtx, verb: 'deletecollection', namespace: txNs },
         { ...dtx, subresource: 'status', verb: 'patch', namespace: txNs },
         { group: 'events.k8s.io', resource: 'events', verb: 'delete', namespace: txNs },
@@ -506,13 +506,15 @@ describe('chart on the real API server', () => {
       const dtx = { group: 'kubetx.io', resource: 'distributedtransactions' };
       for (const ns of watched) {
         expect(await can(inst.saKc, { ...dtx, verb: 'list', namespace: ns })).toBe(true);
-        expect(await can(inst.saKc, { resource: 'secrets', verb: 'get', namespace: ns, name: 'participant-tls' })).toBe(true);
-        expect(await can(inst.saKc, { resource: 'secrets', verb: 'list', namespace: ns })).toBe(false);
+        // A watch of the labelled Secrets (list, watch), no get by name: the operator reads them from its cache.
+        expect(await can(inst.saKc, { resource: 'secrets', verb: 'list', namespace: ns })).toBe(true);
+        expect(await can(inst.saKc, { resource: 'secrets', verb: 'watch', namespace: ns })).toBe(true);
+        expect(await can(inst.saKc, { resource: 'secrets', verb: 'get', namespace: ns, name: 'participant-tls' })).toBe(false);
       }
       expect(await can(inst.saKc, { ...dtx, verb: 'list' })).toBe(false);
       expect(await can(inst.saKc, { ...dtx, verb: 'list', namespace: other })).toBe(false);
-      expect(await can(inst.saKc, { resource: 'secrets', verb: 'get', namespace: other, name: 'participant-tls' })).toBe(false);
-      expect(await can(inst.saKc, { resource: 'secrets', verb: 'get', namespace: inst.releaseNs, name: 'participant-tls' })).toBe(false);
+      expect(await can(inst.saKc, { resource: 'secrets', verb: 'list', namespace: other })).toBe(false);
+      expect(await can(inst.saKc, { resource: 'secrets', verb: 'list', namespace: inst.releaseNs })).toBe(false);
 
       const lease = parseFlags(operatorArgs(inst.rendered), {}).leaderElectionId;
       const operator = permissions(expectedOperatorRules({ readSecrets: true }));

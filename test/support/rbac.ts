@@ -10,12 +10,12 @@
  *                                            delete distributedtransactions (ttlAfterFinished)
  *                                            patch distributedtransactions (the kubetx.io/finalizer, src/controller/deletion.ts)
  *   src/controller/events.ts                 create, patch events.k8s.io events
- *   src/participants/tls-secret.ts           get secrets (endpoint.tls only; chart value tls.readSecrets)
+ *   src/participants/tls-secret.ts           list, watch secrets labelled kubetx.io/tls=true (endpoint.tls only; chart value tls.readSecrets)
  *   src/controller/leader.ts                 create leases; get, update the one Lease (release namespace)
  *
  * Deliberately absent: get on distributedtransactions/status (the operator
- * never reads the subresource), patch anywhere except events and finalizers, list/watch on
- * secrets, core ("") events, delete on leases (release() empties the holder
+ * never reads the subresource), patch anywhere except events and finalizers, get on
+ * secrets (they are watched by label), core ("") events, delete on leases (release() empties the holder
  * with an update instead).
  */
 import type * as k8s from '@kubernetes/client-node';
@@ -35,7 +35,7 @@ export const operatorRules: readonly Rule[] = [
 ];
 
 /** Added to operatorRules when the chart's tls.readSecrets is true. */
-export const tlsSecretRules: readonly Rule[] = [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }];
+export const tlsSecretRules: readonly Rule[] = [{ apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] }];
 
 /** The Lease, in the release namespace: create cannot be restricted by name; get and update are. */
 export function leaderElectionRules(leaseName: string): Rule[] {

@@ -64,7 +64,7 @@ tests fail if the two disagree.
                                  delete          ttlAfterFinished clean-up
   distributedtransactions/status update          the only write: PUT of the status subresource with a resourceVersion precondition
   events.k8s.io events           create patch    events.k8s.io/v1 Events, repeats patched into a series
-  secrets                        get             client TLS material of endpoint.tls (tls.readSecrets)
+  secrets                        list watch      client TLS material of endpoint.tls: a watch of Secrets labelled kubetx.io/tls=true (tls.readSecrets)
 */}}
 {{- define "kubetx.operatorRules" -}}
 - apiGroups: ["kubetx.io"]
@@ -79,7 +79,7 @@ tests fail if the two disagree.
 {{- if .Values.tls.readSecrets }}
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["list", "watch"]
 {{- end }}
 {{- end -}}
 
