@@ -209,10 +209,34 @@ describe('chart: lint, render, schema', () => {
     ['2 replicas without leader election', { leaderElection: { enabled: false } }, /replicaCount: 2 replicas need leaderElection.enabled=true/],
     ['renewDeadline longer than leaseDuration', { leaderElection: { renewDeadline: '20s' } }, /leaderElection: retryPeriod \(2s\) < renewDeadline \(20s\) < leaseDuration \(15s\) must hold/],
     ['clusterDomain given as the Service suffix', { clusterDomain: 'svc.cluster.local' }, /clusterDomain: "svc.cluster.local" looks like a Service suffix/],
+    ['metrics and health on one port', { health: { port: 8080 } }, /metrics.port and health.port are both 8080/],
+    ['a PDB letting every replica go', { podDisruptionBudget: { enabled: true, maxUnavailable: 2 } }, /podDisruptionBudget.maxUnavailable: 2 of 2 replicas/],
+    ['a PDB of 100 %', { podDisruptionBudget: { enabled: true, maxUnavailable: '100%' } }, /at '\/podDisruptionBudget\/maxUnavailable'/],
+    ['nameOverride not a DNS label', { nameOverride: 'Bad_Name' }, /at '\/nameOverride': 'Bad_Name' does not match pattern/],
+    ['resyncPeriod 1000h', { resyncPeriod: '1000h' }, /resyncPeriod: 1000h is longer than 24h/],
+    ['defaultTtlAfterFinished over a year', { defaultTtlAfterFinished: '10000h' }, /defaultTtlAfterFinished: 10000h is longer than a year/],
+    ['maxCallTimeout 2h', { maxCallTimeout: '2h' }, /maxCallTimeout: 2h is longer than 1h/],
+    ['defaultCallTimeout above maxCallTimeout', { defaultCallTimeout: '2m' }, /defaultCallTimeout \(2m\) must not exceed maxCallTimeout \(60s\)/],
+    ['leaseDuration 1000h', { leaderElection: { leaseDuration: '1000h' } }, /leaderElection.leaseDuration: 1000h is longer than 5m/],
   ])('rejects %s, naming the value', (_, values, message) => {
     const r = templateChart({ release: 'kubetx', namespace: 'x', values });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(message);
+  });
+
+  it('networkPolicy: off by default; on, metrics only from metricsFrom, probes open, and the API server accepts it', () => {
+    expect(renderChart({ release: 'kubetx', namespace: 'm', values: {} }).objects.some((o) => o.kind === 'NetworkPolicy')).toBe(false);
+    const from = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }];
+    const on = renderChart({ release: 'kubetx', namespace: 'default', values: { networkPolicy: { enabled: true, metricsFrom: from } } });
+    const np = on.one<{ spec: k8s.V1NetworkPolicySpec }>('NetworkPolicy');
+    expect(np.spec.policyTypes).toEqual(['Ingress']);
+    expect(np.spec.ingress).toEqual([
+      { ports: [{ port: 'health', protocol: 'TCP' }] },
+      { from, ports: [{ port: 'metrics', protocol: 'TCP' }] },
+    ]);
+    const doc = on.yaml.split(/^---$/m).find((d) => /kind: NetworkPolicy/.test(d))!;
+    const applied = applyServerSide(kubeconfigPath(), doc);
+    expect(applied.status, applied.stderr).toBe(0);
   });
 
   it('refuses Kubernetes older than 1.30', () => {

@@ -108,6 +108,33 @@ tests fail if the two disagree.
 {{- fail (printf "leaderElection: retryPeriod (%s) < renewDeadline (%s) < leaseDuration (%s) must hold" .Values.leaderElection.retryPeriod .Values.leaderElection.renewDeadline .Values.leaderElection.leaseDuration) -}}
 {{- end -}}
 {{- end -}}
+{{- if eq (int .Values.metrics.port) (int .Values.health.port) -}}
+{{- fail (printf "metrics.port and health.port are both %d: the metrics and the probes need ports of their own" (int .Values.metrics.port)) -}}
+{{- end -}}
+{{- if .Values.podDisruptionBudget.enabled -}}
+{{- $max := .Values.podDisruptionBudget.maxUnavailable -}}
+{{- if and (not (kindIs "string" $max)) (ge (int $max) (int .Values.replicaCount)) -}}
+{{- fail (printf "podDisruptionBudget.maxUnavailable: %d of %d replicas would let a drain take every operator down at once; use fewer than replicaCount" (int $max) (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- end -}}
+{{- range $name, $max := dict "defaultCallTimeout" "1h" "maxCallTimeout" "1h" "resyncPeriod" "24h" "livenessStallTimeout" "1h" -}}
+{{- $v := get $.Values $name -}}
+{{- if gt (include "kubetx.durationMs" $v | float64) (include "kubetx.durationMs" $max | float64) -}}
+{{- fail (printf "%s: %s is longer than %s, which makes no sense for it" $name $v $max) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.defaultTtlAfterFinished (gt (include "kubetx.durationMs" .Values.defaultTtlAfterFinished | float64) (include "kubetx.durationMs" "8760h" | float64)) -}}
+{{- fail (printf "defaultTtlAfterFinished: %s is longer than a year (8760h)" .Values.defaultTtlAfterFinished) -}}
+{{- end -}}
+{{- if gt (include "kubetx.durationMs" .Values.defaultCallTimeout | float64) (include "kubetx.durationMs" .Values.maxCallTimeout | float64) -}}
+{{- fail (printf "defaultCallTimeout (%s) must not exceed maxCallTimeout (%s)" .Values.defaultCallTimeout .Values.maxCallTimeout) -}}
+{{- end -}}
+{{- range $name := list "leaseDuration" "renewDeadline" "retryPeriod" -}}
+{{- $v := get $.Values.leaderElection $name -}}
+{{- if gt (include "kubetx.durationMs" $v | float64) (include "kubetx.durationMs" "5m" | float64) -}}
+{{- fail (printf "leaderElection.%s: %s is longer than 5m: a dead leader would stall every tenant that long" $name $v) -}}
+{{- end -}}
+{{- end -}}
 {{- if hasPrefix "svc." .Values.clusterDomain -}}
 {{- fail (printf "clusterDomain: %q looks like a Service suffix; give the cluster domain itself (e.g. cluster.local), the chart adds \"svc.\"" .Values.clusterDomain) -}}
 {{- end -}}
