@@ -14,6 +14,7 @@ import { Manager } from './controller/manager.js';
 import { OperatorMetrics } from './controller/metrics.js';
 import { Reconciler } from './controller/reconciler.js';
 import { CallTracker } from './controller/call-tracker.js';
+import { livePayloads } from './controller/payload-source.js';
 import { ApiStatusStore, type StatusStore } from './controller/status-writer.js';
 import { parseFlags, usage, UsageRequested, type OperatorFlags } from './cmd/flags.js';
 import { makeStep, parseDuration } from './engine/index.js';
@@ -69,6 +70,7 @@ async function main(): Promise<void> {
   const events = new EventRecorder(kc, logger, flags.identity, now, { onResult: (result) => metrics.events.inc({ result }) });
   const reconciler = new Reconciler({
     calls,
+    payloads: livePayloads(kc),
     store,
     caller: {
       pool,

@@ -29,6 +29,11 @@ export interface ResilientInformerOptions<T extends k8s.KubernetesObject> {
   watchdogMs?: number;
   /** Watch only objects with these labels (the list function must apply the same selector). */
   labelSelector?: string;
+  /**
+   * Applied in place to every object before the cache keeps it (listed or
+   * watched): what the operator must not hold in memory is dropped here.
+   */
+  transform?: (obj: T) => T;
 }
 
 export class ResilientInformer<T extends k8s.KubernetesObject> {
@@ -45,8 +50,10 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     // The informer swallows list errors (it emits 'error' and returns), so the
     // cache counts as synced only once a list has really come back; setImmediate
     // runs after the informer has put the listed items into its cache.
+    const transform = opts.transform ?? ((o: T) => o);
     const list = async () => {
       const result = await opts.list();
+      for (const item of result.items) transform(item);
       setImmediate(() => this.markSynced());
       return result;
     };
@@ -55,8 +62,9 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
       this.lastActivity = Date.now();
       this.restartDelayMs = 100;
     };
-    this.informer.on('add', (o) => (touch(), opts.onUpsert(o)));
-    this.informer.on('update', (o) => (touch(), opts.onUpsert(o)));
+    // The informer's cache holds the very object it hands to these handlers: slimming it here slims the cache.
+    this.informer.on('add', (o) => (touch(), opts.onUpsert(transform(o))));
+    this.informer.on('update', (o) => (touch(), opts.onUpsert(transform(o))));
     this.informer.on('delete', (o) => (touch(), opts.onDelete(o)));
     this.informer.on('connect', () => touch());
     this.informer.on('error', (err) => this.restartAfterError(err));

@@ -12,6 +12,8 @@ import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, PLURAL, VERSION, type DistributedTransaction } from '../api/types.js';
 import { ResilientInformer } from './informer.js';
+import { slimForCache } from './cache-transform.js';
+import { listInPages } from './list-pages.js';
 import { finalPhases } from './phases.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
@@ -42,6 +44,8 @@ interface Written {
 }
 
 const keyOf = (ns: string, name: string) => `${ns}/${name}`;
+/** Objects per list request: at most one page of full objects is alive at once while the cache fills. */
+const LIST_PAGE = 20;
 
 export class Manager {
   readonly queue: WorkQueue;
@@ -59,10 +63,11 @@ export class Manager {
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     for (const ns of scopes) {
       const path = ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
-      const list = () =>
+      const page = (cont: string | undefined) =>
         (ns
-          ? api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })
-          : api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>;
+          ? api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, limit: LIST_PAGE, _continue: cont })
+          : api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, limit: LIST_PAGE, _continue: cont })) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>;
+      const list = () => listInPages(page, slimForCache);
       const enqueue = (o: k8s.KubernetesObject) => this.queue.add(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
       this.informers.push(
         new ResilientInformer<k8s.KubernetesObject>({
@@ -70,6 +75,7 @@ export class Manager {
           path,
           list,
           onUpsert: enqueue,
+          transform: slimForCache,
           onResync: enqueue,
           onDelete: (o) => this.gone(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? '')),
           logger: opts.logger,

@@ -23,8 +23,9 @@ import type { DistributedTransaction, TransactionStatus } from '../api/types.js'
 import { parseDuration, setCondition, step } from '../engine/index.js';
 import { ABORT_ANNOTATION, RETRY_ANNOTATION, ackValue } from '../engine/intervention.js';
 import type { CallOutcome, EventIntent, Step, StepOutput } from '../engine/types.js';
-import { callParticipant, type CallerDeps } from '../participants/caller.js';
+import { callParticipant, type CallerDeps, type CallObservation } from '../participants/caller.js';
 import type { CallTracker } from './call-tracker.js';
+import type { PayloadSource } from './payload-source.js';
 import { FINALIZER, finalRecord, needsFinalizer, onDeletion, withoutFinalizer } from './deletion.js';
 import { findSpecViolation, type SpecViolation } from './spec-checks.js';
 import { finalPhases, terminalPhases } from './phases.js';
@@ -53,6 +54,8 @@ export interface ReconcilerDeps {
   step?: Step;
   /** Where participant calls run, off the workers. */
   calls: CallTracker;
+  /** The payloads of a transaction whose cached copy has none (a live read); identity when unset. */
+  payloads?: PayloadSource;
 }
 
 /** A guard against an engine bug looping forever inside one reconcile. */
@@ -134,7 +137,10 @@ export class Reconciler {
       log.debug({ phase: status.phase, calls: out.calls.map((c) => `${c.branch}.${c.method}#${c.attempt}`) }, 'calling participants');
       const calling = tx;
       const phase = status.phase;
-      deps.calls.start(key, tx.metadata.uid, tx.status, status, out.calls, (call, signal) => this.call(calling, call, phase, signal, log));
+      // One live read of the payloads for the whole batch, and only if the cache dropped them.
+      let full: Promise<DistributedTransaction> | undefined;
+      const withPayloads = () => (full ??= deps.payloads ? deps.payloads(calling) : Promise.resolve(calling));
+      deps.calls.start(key, tx.metadata.uid, tx.status, status, out.calls, (call, signal) => this.call(withPayloads, call, phase, signal, log));
       return { kind: 'done' };
     }
     if (status && !isDeepStrictEqual(status, tx.status)) {
@@ -170,7 +176,20 @@ export class Reconciler {
     this.deps.calls.cancel(key);
   }
 
-  private async call(tx: DistributedTransaction, call: Parameters<typeof callParticipant>[2], phase: string | undefined, signal: AbortSignal, log: Logger) {
+  private async call(
+    withPayloads: () => Promise<DistributedTransaction>,
+    call: Parameters<typeof callParticipant>[2],
+    phase: string | undefined,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<CallObservation> {
+    let tx: DistributedTransaction;
+    try {
+      tx = await withPayloads();
+    } catch (err) {
+      const now = this.deps.now();
+      return { branch: call.branch, method: call.method, attempt: call.attempt, kind: 'retryable', message: (err as Error).message.slice(0, 512), finishedAt: now, durationMs: 0, code: 'LOCAL_ERROR' };
+    }
     const o = await callParticipant(this.deps.caller, tx, call, signal);
     this.deps.metrics.branchCalls.inc({ method: call.method, code: o.code });
     this.deps.metrics.branchCallSeconds.observe({ method: call.method }, o.durationMs / 1000);
@@ -244,7 +263,7 @@ export class Reconciler {
       observedGeneration: tx.metadata.generation,
       startTime: tx.status?.startTime ?? tx.metadata.creationTimestamp,
       completionTime: new Date(now).toISOString(),
-      message: `${v.reason === 'InvalidEndpoint' ? 'invalid endpoint' : 'payload too large'}: ${v.message}`,
+      message: `${refusalTitle[v.reason]}: ${v.message}`,
       conditions: setCondition(tx.status?.conditions, { type: 'Succeeded', status: 'False', reason: v.reason, message: v.message, observedGeneration: tx.metadata.generation }, now),
     };
     const written = await this.deps.store.writeStatus(tx, status);
@@ -276,6 +295,12 @@ export class Reconciler {
     return { kind: 'done' };
   }
 }
+
+const refusalTitle: Record<SpecViolation['reason'], string> = {
+  InvalidEndpoint: 'invalid endpoint',
+  PayloadTooLarge: 'payload too large',
+  PayloadTooDeep: 'payload too deep',
+};
 
 /** A retry/abort annotation whose value the status has not acknowledged yet. */
 function hasPendingRequest(tx: DistributedTransaction): boolean {

@@ -1,18 +1,23 @@
 /**
  * What the operator refuses to act on that the CRD's schema and CEL cannot
  * see: endpoints its policy forbids (raw addresses, other namespaces) and
- * payloads over 64 KiB (CEL cannot measure arbitrary JSON). Such a transaction
- * fails before any participant is called.
+ * payloads CEL cannot measure — one over 64 KiB, all of a transaction's
+ * together over 256 KiB, or one nested deeper than 32 levels. Such a
+ * transaction fails before any participant is called. The payload figures come
+ * from cache-transform.ts, measured before the cache dropped the payloads.
  */
 import type { DistributedTransaction, Endpoint } from '../api/types.js';
 import { MESSAGE_SOURCE_FIELD } from '../participants/caller.js';
 import { EndpointPolicyError, resolveEndpoint, type EndpointPolicy } from '../participants/endpoint.js';
+import { MAX_PAYLOAD_DEPTH, payloadSummary } from './cache-transform.js';
 
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
+/** All payloads of one transaction together (64 branches × 64 KiB would be 4 MiB per object in every replica's memory). */
+export const MAX_TOTAL_PAYLOAD_BYTES = 256 * 1024;
 
 export interface SpecViolation {
   /** Condition reason and Event reason. */
-  reason: 'InvalidEndpoint' | 'PayloadTooLarge';
+  reason: 'InvalidEndpoint' | 'PayloadTooLarge' | 'PayloadTooDeep';
   field: string;
   message: string;
 }
@@ -30,13 +35,21 @@ export function findSpecViolation(tx: DistributedTransaction, policy: EndpointPo
       throw err;
     }
   }
-  const payloads: Array<[string, unknown]> = [['spec.payload', tx.spec?.payload], ...branches.map((b, i): [string, unknown] => [`spec.branches[${i}].payload`, b.payload])];
-  for (const [field, payload] of payloads) {
-    if (payload === undefined) continue;
-    const bytes = Buffer.byteLength(JSON.stringify(payload));
-    if (bytes > MAX_PAYLOAD_BYTES) {
-      return { reason: 'PayloadTooLarge', field, message: `${field}: ${bytes} bytes of JSON, more than the ${MAX_PAYLOAD_BYTES} allowed` };
+  const summary = payloadSummary(tx);
+  for (const f of summary.fields) {
+    if (f.depth > MAX_PAYLOAD_DEPTH) {
+      return { reason: 'PayloadTooDeep', field: f.field, message: `${f.field}: nested deeper than the ${MAX_PAYLOAD_DEPTH} levels allowed` };
     }
+    if ((f.bytes ?? 0) > MAX_PAYLOAD_BYTES) {
+      return { reason: 'PayloadTooLarge', field: f.field, message: `${f.field}: ${f.bytes} bytes of JSON, more than the ${MAX_PAYLOAD_BYTES} allowed` };
+    }
+  }
+  if (summary.totalBytes > MAX_TOTAL_PAYLOAD_BYTES) {
+    return {
+      reason: 'PayloadTooLarge',
+      field: 'spec',
+      message: `spec: the payloads total ${summary.totalBytes} bytes of JSON, more than the ${MAX_TOTAL_PAYLOAD_BYTES} allowed for one transaction`,
+    };
   }
   return undefined;
 }

@@ -8,6 +8,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type DistributedTransaction, type TransactionStatus } from '../api/types.js';
+import { slimForCache } from './cache-transform.js';
 
 export type WriteResult = { kind: 'ok'; tx: DistributedTransaction } | { kind: 'conflict' } | { kind: 'gone' };
 
@@ -45,7 +46,8 @@ export class ApiStatusStore implements StatusStore {
         },
       })) as DistributedTransaction;
       this.onWrite?.('ok');
-      return { kind: 'ok', tx: updated };
+      // The manager keeps this copy until its cache catches up: slim, like the cache's.
+      return { kind: 'ok', tx: slimForCache(updated) };
     } catch (err) {
       const code = (err as { code?: number }).code;
       if (code === 409) {
@@ -60,7 +62,7 @@ export class ApiStatusStore implements StatusStore {
 
   async get(namespace: string, name: string): Promise<DistributedTransaction | undefined> {
     try {
-      return (await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name })) as DistributedTransaction;
+      return slimForCache((await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name })) as DistributedTransaction);
     } catch (err) {
       if ((err as { code?: number }).code === 404) return undefined;
       throw new Error(`reading ${namespace}/${name}: ${errorText(err)}`);
@@ -77,7 +79,7 @@ export class ApiStatusStore implements StatusStore {
         },
         k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
       )) as DistributedTransaction;
-      return { kind: 'ok', tx: updated };
+      return { kind: 'ok', tx: slimForCache(updated) };
     } catch (err) {
       const code = (err as { code?: number }).code;
       if (code === 409) return { kind: 'conflict' };

@@ -29,6 +29,7 @@ import {
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { payOrder, startPayment, terminal, transactions, type PaymentServices } from '../support/payment.js';
+import { refusal } from '../support/refusal.js';
 import { difference, expectedOperatorRules, leaderElectionRules, permissions, type Rule } from '../support/rbac.js';
 import { repoRoot } from '../support/testenv-paths.js';
 
@@ -89,6 +90,7 @@ describe('chart: lint, render, schema', () => {
     expect(c.env).toEqual(expect.arrayContaining([
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=320' },
     ]));
     // The arguments mean what the values say, read by the operator's own flag parser.
     const f = parseFlags(c.args ?? [], { POD_NAME: 'kubetx-abc', POD_NAMESPACE: 'kubetx-system' });
@@ -355,6 +357,23 @@ describe('chart on the real API server', () => {
   /** Anything the API server refused to the operator shows up in its logs as one of these. */
   const refusals = (op: OperatorProcess) =>
     op.lines.filter((l) => /forbidden|could not record event|watch failed|lease update failed|could not release/i.test(JSON.stringify(l)));
+
+  it('tenantQuota: the API server refuses a tenant\'s transaction over its quota', async () => {
+    const ns = await freshNamespace(admin, 'quota');
+    const r = renderChart({ release: 'kubetx', namespace: 'kubetx-system', values: { tenantQuota: { namespaces: [ns], maxTransactions: 2 } } });
+    const quota = r.objects.find((o) => o.kind === 'ResourceQuota')!;
+    expect(quota.metadata.namespace).toBe(ns);
+    const core = admin.makeApiClient(k8s.CoreV1Api);
+    await core.createNamespacedResourceQuota({ namespace: ns, body: quota as k8s.V1ResourceQuota });
+    // The quota controller (kube-controller-manager, absent here) would initialise the usage; do what it does.
+    const hard = { 'count/distributedtransactions.kubetx.io': '2' };
+    const rq = await core.readNamespacedResourceQuota({ name: quota.metadata.name, namespace: ns });
+    await core.replaceNamespacedResourceQuotaStatus({ name: quota.metadata.name, namespace: ns, body: { ...rq, status: { hard, used: { 'count/distributedtransactions.kubetx.io': '0' } } } });
+    for (const id of [1, 2]) await txs.create(payOrder(pay, { name: `q-${id}`, namespace: ns, orderId: 90_000 + id }));
+    const refused = await refusal(txs.create(payOrder(pay, { name: 'q-3', namespace: ns, orderId: 90_003 })));
+    expect(refused.code).toBe(403);
+    expect(refused.message).toMatch(/exceeded quota: .*count\/distributedtransactions\.kubetx\.io=2/);
+  });
 
   describe('default values (every namespace, ClusterRole)', () => {
     let inst: Awaited<ReturnType<typeof install>>;

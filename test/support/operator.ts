@@ -28,6 +28,8 @@ export interface OperatorOptions {
   env?: NodeJS.ProcessEnv;
   /** Tests reach participants on loopback addresses. @default true */
   allowRawAddresses?: boolean;
+  /** Options for node itself (e.g. a heap limit), before the script. */
+  nodeArgs?: string[];
 }
 
 const running = new Set<ChildProcess>();
@@ -37,6 +39,7 @@ process.on('exit', () => {
 
 export async function startOperator(opts: OperatorOptions): Promise<OperatorProcess> {
   const args = [
+    ...(opts.nodeArgs ?? []),
     '--import', 'tsx', join(repoRoot, 'src/main.ts'),
     '--kubeconfig', opts.kubeconfig,
     '--metrics-bind-address', '127.0.0.1:0',
