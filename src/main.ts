@@ -23,6 +23,8 @@ import { ChannelPool } from './participants/pool.js';
 import { EndpointLimiter } from './participants/endpoint-limiter.js';
 import { ForwardAdmission } from './controller/admission.js';
 import { TlsSecretCache } from './participants/tls-secret.js';
+import { ServiceResolver } from './participants/service-resolver.js';
+import type { AddressRules } from './participants/address-policy.js';
 
 async function main(): Promise<void> {
   let flags: OperatorFlags;
@@ -65,6 +67,9 @@ async function main(): Promise<void> {
   const limiter = flags.maxCallsPerEndpoint > 0 ? new EndpointLimiter(flags.maxCallsPerEndpoint) : undefined;
   const admission = flags.maxForwardTransactions > 0 ? new ForwardAdmission(flags.maxForwardTransactions, () => manager?.cachedTransactions() ?? [], now) : undefined;
   metrics.flowControlSource = () => ({ transactions: admission?.waiting() ?? 0, calls: limiter?.totals().waiting ?? 0 });
+  // The operator's own ports join the rules once its servers are bound (before any reconcile).
+  const addressRules: AddressRules = { allowCidrs: flags.allowAddressCidrs, allowExact: flags.allowAddresses, ownPorts: new Set() };
+  const services = new ServiceResolver(kc, flags.namespaces, logger);
   const tlsSecrets = flags.readTlsSecrets ? new TlsSecretCache(kc, flags.namespaces, logger) : undefined;
   const calls = new CallTracker(now);
   const events = new EventRecorder(kc, logger, flags.identity, now, { onResult: (result) => metrics.events.inc({ result }) });
@@ -79,7 +84,9 @@ async function main(): Promise<void> {
         allowRawAddresses: flags.allowRawAddresses,
         clusterDomainSuffix: `svc.${flags.clusterDomain}`,
         serviceOverrides: flags.serviceOverrides,
+        addressRules,
       },
+      services,
       loadTls: tlsSecrets ? async (ns, name) => tlsSecrets.load(ns, name) : undefined,
       now,
       defaultCallTimeoutMs: flags.defaultCallTimeoutMs,
@@ -103,10 +110,12 @@ async function main(): Promise<void> {
   if (flags.metricsBindAddress !== '0') {
     metrics.inFlightSource = () => manager!.inFlightCounts();
     const { port } = await serveHttp(flags.metricsBindAddress, { registry: metrics.registry });
+    addressRules.ownPorts.add(port);
     logger.info({ port }, 'serving /metrics');
   }
   if (flags.healthProbeBindAddress !== '0') {
     const { port } = await serveHttp(flags.healthProbeBindAddress, { ready: () => ready, live: () => manager!.progressing(flags.livenessStallMs) });
+    addressRules.ownPorts.add(port);
     logger.info({ port }, 'serving /healthz and /readyz');
   }
 
@@ -150,7 +159,7 @@ async function main(): Promise<void> {
     ready = false;
   } else metrics.leader.set(1);
   if (stopping) return;
-  await tlsSecrets?.start();
+  await Promise.all([tlsSecrets?.start(), services.start()]);
   await manager.start();
   ready = true;
 }

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { parseDuration, type CheckTimeoutAction } from '../engine/index.js';
+import { parseCidr, splitHostPort, type Cidr } from '../participants/address-policy.js';
 
 export interface OperatorFlags {
   kubeconfig?: string;
@@ -14,6 +15,10 @@ export interface OperatorFlags {
   healthProbeBindAddress: string;
   allowRawAddresses: boolean;
   allowCrossNamespace: boolean;
+  /** --allow-address-cidr: ranges opened in the address rules (e.g. loopback for a local test cluster). */
+  allowAddressCidrs: Cidr[];
+  /** --allow-address: exact host:port pairs opened, the operator's own ports included. */
+  allowAddresses: Set<string>;
   readTlsSecrets: boolean;
   clusterDomain: string;
   serviceOverrides: Map<string, string>;
@@ -47,6 +52,8 @@ export const usage = `kubetx operator
   --health-probe-bind-address ADDR  /healthz and /readyz (default :8081; "0" disables)
   --allow-raw-addresses             allow branch endpoint.address (default false)
   --allow-cross-namespace           allow endpoint.service.namespace other than the transaction's (default false)
+ --allow-address-cidr CIDR         dial addresses in CIDR although they are loopback/link-local/metadata (repeatable; default none)
+  --allow-address HOST:PORT         dial exactly this address, even one of the operator's own ports (repeatable; default none)
   --read-tls-secrets                watch Secrets labelled kubetx.io/tls=true for endpoint.tls client material (default false)
   --cluster-domain DOMAIN           cluster DNS domain; Services are NAME.NS.svc.DOMAIN (default cluster.local)
   --service-override NAME.NS=HOST:PORT  reach a Service at another address (repeatable; for running outside the cluster)
@@ -80,6 +87,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'allow-raw-addresses': { type: 'boolean', default: false },
       'allow-cross-namespace': { type: 'boolean', default: false },
       'read-tls-secrets': { type: 'boolean', default: false },
+      'allow-address-cidr': { type: 'string', multiple: true, default: [] },
+      'allow-address': { type: 'string', multiple: true, default: [] },
       'cluster-domain': { type: 'string', default: 'cluster.local' },
       'service-override': { type: 'string', multiple: true, default: [] },
       'default-ttl-after-finished': { type: 'string' },
@@ -138,6 +147,20 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     allowRawAddresses: values['allow-raw-addresses'],
     allowCrossNamespace: values['allow-cross-namespace'],
     readTlsSecrets: values['read-tls-secrets'],
+    allowAddressCidrs: values['allow-address-cidr'].map((c) => {
+      try {
+        return parseCidr(c);
+      } catch (err) {
+        throw new Error(`--allow-address-cidr: ${(err as Error).message}`);
+      }
+    }),
+    allowAddresses: new Set(
+      values['allow-address'].map((a) => {
+        const hp = splitHostPort(a);
+        if (!hp) throw new Error(`--allow-address: want HOST:PORT or [IPv6]:PORT, got "${a}"`);
+        return a;
+      }),
+    ),
     clusterDomain: values['cluster-domain'].replace(/^svc\./, ''),
     serviceOverrides,
     defaultTtlMs: values['default-ttl-after-finished'] ? duration('default-ttl-after-finished', values['default-ttl-after-finished']) : undefined,

@@ -19,8 +19,7 @@ import {
   TccParticipantService,
 } from '../gen/kubetx/v1/participant.js';
 import { classify, describeError } from './classify.js';
-import type { ChannelPool, TlsMaterial } from './pool.js';
-import { resolveEndpoint, type EndpointPolicy } from './endpoint.js';
+import { dial, type DialDeps } from './dial.js';
 import type { EndpointLimiter } from './endpoint-limiter.js';
 
 const methodPaths: Record<Exclude<Method, 'CheckPrepared'>, string> = {
@@ -34,11 +33,7 @@ const methodPaths: Record<Exclude<Method, 'CheckPrepared'>, string> = {
 
 const maxDataBytes = 4096;
 
-export interface CallerDeps {
-  pool: ChannelPool;
-  policy: EndpointPolicy;
-  /** Reads a kubernetes.io/tls Secret (ca.crt, tls.crt, tls.key) in the transaction's namespace. */
-  loadTls?: (namespace: string, name: string) => Promise<{ material: TlsMaterial; version: string }>;
+export interface CallerDeps extends DialDeps {
   now: () => number;
   /** Default deadline of one call when the branch sets none. */
   defaultCallTimeoutMs: number;
@@ -125,14 +120,7 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
   const branch = tx.spec.branches[index];
   if (!branch) return done('retryable', `no branch named ${call.branch} in spec`);
   try {
-    const endpoint = resolveEndpoint(branch.endpoint, tx.metadata.namespace, `spec.branches[${index}].endpoint`, deps.policy);
-    let tls;
-    if (endpoint.tlsSecretName) {
-      if (!deps.loadTls) return done('retryable', 'endpoint.tls needs an operator that reads TLS Secrets (--read-tls-secrets; chart value tls.readSecrets)');
-      const s = await deps.loadTls(tx.metadata.namespace, endpoint.tlsSecretName);
-      tls = { material: s.material, serverName: endpoint.serverName, secretVersion: s.version };
-    }
-    const client = deps.pool.get(endpoint.target, tls);
+    const { client, slot } = await dial(deps, branch.endpoint, tx.metadata.namespace, `spec.branches[${index}].endpoint`);
     const payload = branch.payload ?? tx.spec.payload;
     const request: BranchRequest = {
       transactionUid: tx.metadata.uid,
@@ -148,7 +136,7 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
     const response = await unary(
       deps,
       client,
-      endpoint.target,
+      slot,
       methodPaths[call.method as Exclude<Method, 'CheckPrepared'>],
       (v: BranchRequest) => Buffer.from(BranchRequest.encode(v).finish()),
       (b: Buffer) => BranchResponse.decode(b),
@@ -191,14 +179,7 @@ async function checkPrepared(
   const source = tx.spec.message?.source;
   if (!source?.endpoint) return done('retryable', 'spec.message.source.endpoint is not set');
   try {
-    const endpoint = resolveEndpoint(source.endpoint, tx.metadata.namespace, MESSAGE_SOURCE_FIELD, deps.policy);
-    let tls;
-    if (endpoint.tlsSecretName) {
-      if (!deps.loadTls) return done('retryable', 'endpoint.tls needs an operator that reads TLS Secrets (--read-tls-secrets; chart value tls.readSecrets)');
-      const s = await deps.loadTls(tx.metadata.namespace, endpoint.tlsSecretName);
-      tls = { material: s.material, serverName: endpoint.serverName, secretVersion: s.version };
-    }
-    const client = deps.pool.get(endpoint.target, tls);
+    const { client, slot } = await dial(deps, source.endpoint, tx.metadata.namespace, MESSAGE_SOURCE_FIELD);
     const payload = tx.spec.payload;
     const request: CheckPreparedRequest = {
       transactionUid: tx.metadata.uid,
@@ -210,7 +191,7 @@ async function checkPrepared(
     const response = await unary(
       deps,
       client,
-      endpoint.target,
+      slot,
       MessageSourceService.checkPrepared.path,
       (v: CheckPreparedRequest) => Buffer.from(CheckPreparedRequest.encode(v).finish()),
       (b: Buffer) => CheckPreparedResponse.decode(b),

@@ -4,7 +4,9 @@
  * arbitrary hosts, so by default only Services in the transaction's own
  * namespace are allowed and raw addresses are refused.
  */
+import { isIP } from 'node:net';
 import type { Endpoint } from '../api/types.js';
+import { addressRefusal, defaultAddressRules, splitHostPort, type AddressRules } from './address-policy.js';
 
 export interface EndpointPolicy {
   /** Allow `service.namespace` other than the transaction's. @default false */
@@ -18,6 +20,8 @@ export interface EndpointPolicy {
    * "name.namespace" → "host:port".
    */
   serviceOverrides: Map<string, string>;
+  /** Addresses refused unless opened explicitly (loopback, metadata, the operator's own ports). */
+  addressRules?: AddressRules;
 }
 
 export const defaultEndpointPolicy: EndpointPolicy = {
@@ -25,12 +29,16 @@ export const defaultEndpointPolicy: EndpointPolicy = {
   allowRawAddresses: false,
   clusterDomainSuffix: 'svc.cluster.local',
   serviceOverrides: new Map(),
+  addressRules: defaultAddressRules(),
 };
 
 export interface ResolvedEndpoint {
+  /** What to dial when nothing else is known: the override, the raw address, or the Service's DNS name. */
   target: string;
   tlsSecretName?: string;
   serverName?: string;
+  /** The Service to resolve through the API (absent for raw addresses and overrides, which the operator's admin set). */
+  service?: { namespace: string; name: string; port: number };
 }
 
 /** A spec the operator refuses to act on: the transaction fails without calling anyone. */
@@ -47,6 +55,12 @@ export function resolveEndpoint(endpoint: Endpoint, txNamespace: string, field: 
     if (!policy.allowRawAddresses) {
       throw new EndpointPolicyError(`${field}.address`, 'raw addresses are not allowed by this operator (use endpoint.service, or run the operator with --allow-raw-addresses)');
     }
+    const hp = splitHostPort(endpoint.address);
+    // A literal IP is judged now, before any call; a hostname is judged on every DNS answer at call time.
+    if (hp && isIP(hp.host.replace(/^\[|\]$/g, ''))) {
+      const why = addressRefusal(hp.host, hp.port, policy.addressRules ?? defaultAddressRules());
+      if (why) throw new EndpointPolicyError(`${field}.address`, why);
+    }
     return { target: endpoint.address, ...tls };
   }
   const svc = endpoint.service;
@@ -56,5 +70,6 @@ export function resolveEndpoint(endpoint: Endpoint, txNamespace: string, field: 
     throw new EndpointPolicyError(`${field}.service.namespace`, `Service in namespace "${ns}" is not allowed: only the transaction's own namespace "${txNamespace}" (run the operator with --allow-cross-namespace to change this)`);
   }
   const override = policy.serviceOverrides.get(`${svc.name}.${ns}`);
-  return { target: override ?? `${svc.name}.${ns}.${policy.clusterDomainSuffix}:${svc.port}`, ...tls };
+  if (override) return { target: override, ...tls };
+  return { target: `${svc.name}.${ns}.${policy.clusterDomainSuffix}:${svc.port}`, ...tls, service: { namespace: ns, name: svc.name, port: svc.port } };
 }

@@ -25,8 +25,9 @@ export class ChannelPool {
     this.sweeper.unref();
   }
 
-  get(target: string, tls?: { material: TlsMaterial; serverName?: string; secretVersion: string }): Client {
-    const key = tls ? `${target}|tls|${tls.serverName ?? ''}|${tls.secretVersion}` : target;
+  /** `authority`: the name the call is for (a Service's DNS name when `target` is one of its pods' IPs). */
+  get(target: string, tls?: { material: TlsMaterial; serverName?: string; secretVersion: string }, authority?: string): Client {
+    const key = `${target}|${authority ?? ''}${tls ? `|tls|${tls.serverName ?? ''}|${tls.secretVersion}` : ''}`;
     let entry = this.channels.get(key);
     if (!entry) {
       const creds: ChannelCredentials = tls
@@ -39,6 +40,7 @@ export class ChannelPool {
         'grpc.max_receive_message_length': 1 << 20,
       };
       if (tls?.serverName) options['grpc.ssl_target_name_override'] = tls.serverName;
+      if (authority) options['grpc.default_authority'] = authority;
       entry = { client: new Client(target, creds, options), lastUsed: Date.now() };
       this.channels.set(key, entry);
     }

@@ -379,7 +379,7 @@ describe('chart on the real API server', () => {
     let inst: Awaited<ReturnType<typeof install>>;
     let txNs: string;
     beforeAll(async () => {
-      inst = await install(`kt-${suffix()}`, { endpointPolicy: { allowRawAddresses: true } });
+      inst = await install(`kt-${suffix()}`, { endpointPolicy: { allowRawAddresses: true, allowAddressCidrs: ['127.0.0.0/8'] } });
       txNs = await freshNamespace(admin, 'chart-tx');
     });
     afterAll(stopOperators);
@@ -521,7 +521,7 @@ describe('chart on the real API server', () => {
     beforeAll(async () => {
       watched = [await freshNamespace(admin, 'chart-wa'), await freshNamespace(admin, 'chart-wb')];
       other = await freshNamespace(admin, 'chart-other');
-      inst = await install(`kw-${suffix()}`, { watchNamespaces: watched, tls: { readSecrets: true }, endpointPolicy: { allowRawAddresses: true } });
+      inst = await install(`kw-${suffix()}`, { watchNamespaces: watched, tls: { readSecrets: true }, endpointPolicy: { allowRawAddresses: true, allowAddressCidrs: ['127.0.0.0/8'] } });
     });
     afterAll(stopOperators);
 

@@ -44,7 +44,8 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorProc
     '--kubeconfig', opts.kubeconfig,
     '--metrics-bind-address', '127.0.0.1:0',
     '--health-probe-bind-address', '127.0.0.1:0',
-    ...(opts.allowRawAddresses === false ? [] : ['--allow-raw-addresses']),
+    // Participants listen on loopback here: open it (the operator's own ports stay refused).
+    ...(opts.allowRawAddresses === false ? [] : ['--allow-raw-addresses', '--allow-address-cidr', '127.0.0.0/8']),
     ...(opts.namespaces?.length ? ['--namespaces', opts.namespaces.join(',')] : []),
     ...(opts.args ?? []),
   ];

@@ -10,6 +10,7 @@
  *                                            delete distributedtransactions (ttlAfterFinished)
  *                                            patch distributedtransactions (the kubetx.io/finalizer, src/controller/deletion.ts)
  *   src/controller/events.ts                 create, patch events.k8s.io events
+ *   src/participants/service-resolver.ts     list, watch services and discovery.k8s.io endpointslices
  *   src/participants/tls-secret.ts           list, watch secrets labelled kubetx.io/tls=true (endpoint.tls only; chart value tls.readSecrets)
  *   src/controller/leader.ts                 create leases; get, update the one Lease (release namespace)
  *
@@ -32,6 +33,8 @@ export const operatorRules: readonly Rule[] = [
   { apiGroups: ['kubetx.io'], resources: ['distributedtransactions'], verbs: ['get', 'list', 'watch', 'patch', 'delete'] },
   { apiGroups: ['kubetx.io'], resources: ['distributedtransactions/status'], verbs: ['update'] },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+  { apiGroups: [''], resources: ['services'], verbs: ['list', 'watch'] },
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
 ];
 
 /** Added to operatorRules when the chart's tls.readSecrets is true. */

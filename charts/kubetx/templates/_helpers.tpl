@@ -64,6 +64,8 @@ tests fail if the two disagree.
                                  delete          ttlAfterFinished clean-up
   distributedtransactions/status update          the only write: PUT of the status subresource with a resourceVersion precondition
   events.k8s.io events           create patch    events.k8s.io/v1 Events, repeats patched into a series
+  services, discovery.k8s.io endpointslices
+                                 list watch      endpoint.service resolved through the API (no ExternalName, ready EndpointSlice addresses only)
   secrets                        list watch      client TLS material of endpoint.tls: a watch of Secrets labelled kubetx.io/tls=true (tls.readSecrets)
 */}}
 {{- define "kubetx.operatorRules" -}}
@@ -76,6 +78,12 @@ tests fail if the two disagree.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["list", "watch"]
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["list", "watch"]
 {{- if .Values.tls.readSecrets }}
 - apiGroups: [""]
   resources: ["secrets"]
