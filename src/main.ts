@@ -87,6 +87,7 @@ async function main(): Promise<void> {
         addressRules,
       },
       services,
+      addressMap: flags.dialAddressMap,
       loadTls: tlsSecrets ? async (ns, name) => tlsSecrets.load(ns, name) : undefined,
       now,
       defaultCallTimeoutMs: flags.defaultCallTimeoutMs,

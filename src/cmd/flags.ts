@@ -3,6 +3,7 @@
  * cluster install; the Helm chart exposes them as values. Unknown or
  * ill-formed flags are an error naming the flag, never ignored.
  */
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parseDuration, type CheckTimeoutAction } from '../engine/index.js';
 import { parseCidr, splitHostPort, type Cidr } from '../participants/address-policy.js';
@@ -19,6 +20,8 @@ export interface OperatorFlags {
   allowAddressCidrs: Cidr[];
   /** --allow-address: exact host:port pairs opened, the operator's own ports included. */
   allowAddresses: Set<string>;
+  /** --dial-address-map: EndpointSlice IP → the IP dialled instead. */
+  dialAddressMap: Map<string, string>;
   readTlsSecrets: boolean;
   clusterDomain: string;
   serviceOverrides: Map<string, string>;
@@ -52,8 +55,9 @@ export const usage = `kubetx operator
   --health-probe-bind-address ADDR  /healthz and /readyz (default :8081; "0" disables)
   --allow-raw-addresses             allow branch endpoint.address (default false)
   --allow-cross-namespace           allow endpoint.service.namespace other than the transaction's (default false)
- --allow-address-cidr CIDR         dial addresses in CIDR although they are loopback/link-local/metadata (repeatable; default none)
+  --allow-address-cidr CIDR         dial addresses in CIDR although they are loopback/link-local/metadata (repeatable; default none)
   --allow-address HOST:PORT         dial exactly this address, even one of the operator's own ports (repeatable; default none)
+  --dial-address-map FROM=TO        dial IP TO where an EndpointSlice lists IP FROM (repeatable; for running outside the cluster network)
   --read-tls-secrets                watch Secrets labelled kubetx.io/tls=true for endpoint.tls client material (default false)
   --cluster-domain DOMAIN           cluster DNS domain; Services are NAME.NS.svc.DOMAIN (default cluster.local)
   --service-override NAME.NS=HOST:PORT  reach a Service at another address (repeatable; for running outside the cluster)
@@ -89,6 +93,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'read-tls-secrets': { type: 'boolean', default: false },
       'allow-address-cidr': { type: 'string', multiple: true, default: [] },
       'allow-address': { type: 'string', multiple: true, default: [] },
+      'dial-address-map': { type: 'string', multiple: true, default: [] },
       'cluster-domain': { type: 'string', default: 'cluster.local' },
       'service-override': { type: 'string', multiple: true, default: [] },
       'default-ttl-after-finished': { type: 'string' },
@@ -154,6 +159,13 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
         throw new Error(`--allow-address-cidr: ${(err as Error).message}`);
       }
     }),
+    dialAddressMap: new Map(
+      values['dial-address-map'].map((m): [string, string] => {
+        const [from, to] = m.split('=');
+        if (!from || !to || !isIP(from) || !isIP(to)) throw new Error(`--dial-address-map: want FROM_IP=TO_IP, got "${m}"`);
+        return [from, to];
+      }),
+    ),
     allowAddresses: new Set(
       values['allow-address'].map((a) => {
         const hp = splitHostPort(a);

@@ -93,7 +93,7 @@ export class Reconciler {
     const pendingRequest = hasPendingRequest(tx);
     if (finalPhases.has(tx.status?.phase ?? '') && !pendingRequest) return this.expireFinished(tx, log);
 
-    const invalid = findSpecViolation(tx, this.deps.caller.policy);
+    const invalid = findSpecViolation(tx, this.deps.caller.policy, this.deps.caller.services);
     if (invalid && !tx.status?.decision && tx.status?.phase !== 'Failed') return this.refuseInvalid(tx, invalid, log);
     if (invalid && !tx.status?.decision && !pendingRequest) return { kind: 'done' };
     if (needsFinalizer(tx)) {

@@ -22,14 +22,21 @@ export interface SpecViolation {
   message: string;
 }
 
-export function findSpecViolation(tx: DistributedTransaction, policy: EndpointPolicy): SpecViolation | undefined {
+/** What the check can see of Services (the resolver's cache): an ExternalName one is refused before any call. */
+export interface ServiceView {
+  refusal(namespace: string, name: string): string | undefined;
+}
+
+export function findSpecViolation(tx: DistributedTransaction, policy: EndpointPolicy, services?: ServiceView): SpecViolation | undefined {
   const branches = Array.isArray(tx.spec?.branches) ? tx.spec.branches : [];
   const endpoints: Array<[string, Endpoint]> = branches.map((b, i) => [`spec.branches[${i}].endpoint`, b.endpoint ?? {}]);
   const source = tx.spec?.mode === 'Message' ? tx.spec.message?.source?.endpoint : undefined;
   if (source) endpoints.push([MESSAGE_SOURCE_FIELD, source]);
   for (const [field, endpoint] of endpoints) {
     try {
-      resolveEndpoint(endpoint, tx.metadata.namespace, field, policy);
+      const r = resolveEndpoint(endpoint, tx.metadata.namespace, field, policy);
+      const why = r.service && services?.refusal(r.service.namespace, r.service.name);
+      if (why) return { reason: 'InvalidEndpoint', field: `${field}.service`, message: `${field}.service: ${why}` };
     } catch (err) {
       if (err instanceof EndpointPolicyError) return { reason: 'InvalidEndpoint', field: err.field, message: err.message };
       throw err;

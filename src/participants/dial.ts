@@ -30,6 +30,12 @@ export interface DialDeps {
   services?: ServiceResolver;
   /** DNS for raw hostnames. @default node:dns lookup, every address */
   lookupHost?: (host: string) => Promise<string[]>;
+  /**
+   * --dial-address-map FROM=TO: dial TO where an EndpointSlice says FROM (an
+   * operator running outside the cluster network, as in the tests). The
+   * address rules judge the address actually dialled.
+   */
+  addressMap?: Map<string, string>;
 }
 
 export interface Dialled {
@@ -49,7 +55,11 @@ export async function dial(deps: DialDeps, endpoint: Endpoint, namespace: string
   if (resolved.service && deps.services) {
     const { namespace: ns, name, port } = resolved.service;
     slot = `svc:${ns}/${name}:${port}`;
-    const ready = deps.services.readyTargets(ns, name, port);
+    const ready = deps.services.readyTargets(ns, name, port).map((t) => {
+      const hp = splitHostPort(t)!;
+      const to = deps.addressMap?.get(hp.host.replace(/^\[|\]$/g, ''));
+      return to ? (to.includes(':') ? `[${to}]:${hp.port}` : `${to}:${hp.port}`) : t;
+    });
     const allowed = ready.filter((t) => {
       const hp = splitHostPort(t)!;
       return addressRefusal(hp.host.replace(/^\[|\]$/g, ''), hp.port, rules) === undefined;

@@ -63,14 +63,18 @@ export class ServiceResolver {
     await Promise.all([...this.services, ...this.slices].map((i) => i.stop()));
   }
 
+  /** Why the Service can never be called (it is ExternalName), or undefined; a missing Service may still appear. */
+  refusal(namespace: string, name: string): string | undefined {
+    const svc = this.services.map((i) => i.get(name, namespace)).find(Boolean);
+    return svc?.spec?.type === 'ExternalName' ? externalNameRefusal(namespace, name) : undefined;
+  }
+
   /** Every ready address of the Service's port, as "ip:port" (IPv6 in brackets). */
   readyTargets(namespace: string, name: string, port: number): string[] {
     const ref = `Service ${namespace}/${name}`;
     const svc = this.services.map((i) => i.get(name, namespace)).find(Boolean);
     if (!svc) throw new ServiceResolveError(`${ref} not found`);
-    if (svc.spec?.type === 'ExternalName') {
-      throw new ServiceResolveError(`${ref} is of type ExternalName, which kubetx refuses: its DNS name could send the call outside the namespace`);
-    }
+    if (svc.spec?.type === 'ExternalName') throw new ServiceResolveError(externalNameRefusal(namespace, name));
     const servicePort = (svc.spec?.ports ?? []).find((p) => p.port === port && (p.protocol ?? 'TCP') === 'TCP');
     if (!servicePort) throw new ServiceResolveError(`${ref} has no TCP port ${port}`);
     const targets: string[] = [];
@@ -98,6 +102,9 @@ export class ServiceResolver {
     return targets[i]!;
   }
 }
+
+const externalNameRefusal = (namespace: string, name: string) =>
+  `Service ${namespace}/${name} is of type ExternalName, which kubetx refuses: its DNS name could send the call outside the namespace`;
 
 /** What resolution needs of a Service; the rest stays out of memory. */
 function slimService(s: k8s.V1Service): k8s.V1Service {
