@@ -44,12 +44,16 @@ export {
   notifyDelayMs,
   DEFAULT_NOTIFY_SCHEDULE,
   DEFAULT_NOTIFY_MAX_ATTEMPTS,
+  MIN_NOTIFY_DELAY_MS,
   type ResolvedNotify,
 } from './notify.js';
 export {
   DEFAULTS,
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_TIMEOUT_MS,
+  MIN_CALL_TIMEOUT_MS,
+  MIN_CHECK_AFTER_MS,
+  MIN_TIMEOUT_MS,
   formatDuration,
   parseDuration,
   parseDurationField,

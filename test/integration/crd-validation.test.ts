@@ -347,7 +347,7 @@ describe('DistributedTransaction CRD: valid manifests are accepted', () => {
         ttlAfterFinished: '1.5h',
         retry: { initialInterval: '250ms', maxInterval: '2m', multiplier: 1.5, maxAttempts: 5 },
         branches: [
-          { name: 'a', endpoint: svc('a'), callTimeout: '10µs' },
+          { name: 'a', endpoint: svc('a'), callTimeout: '10000µs' },
           { name: 'b', endpoint: { address: '[::1]:50051' }, callTimeout: '.5s' },
           { name: 'c', endpoint: { address: '10.0.0.7:1' }, callTimeout: '1h2m3s4ms5us6ns' },
         ],
