@@ -8,7 +8,7 @@
  */
 import type { BranchSpec, DistributedTransaction } from '../api/types.js';
 import { defaultRetryPolicy, effectiveRetryPolicy, type ResolvedRetryPolicy } from './backoff.js';
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, formatDuration, parseDurationField } from './duration.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, MIN_CALL_TIMEOUT_MS, MIN_TIMEOUT_MS, formatDuration, parseDuration, parseDurationField } from './duration.js';
 
 export interface ResolvedBranch {
   name: string;
@@ -31,12 +31,14 @@ export function resolveConfig(tx: DistributedTransaction): ResolvedConfig {
   const spec = tx?.spec;
   let timeoutMs = DEFAULT_TIMEOUT_MS;
   try {
-    timeoutMs = parseDurationField(spec?.timeout, DEFAULT_TIMEOUT_MS, 'spec.timeout');
+    timeoutMs = Math.max(MIN_TIMEOUT_MS, parseDurationField(spec?.timeout, DEFAULT_TIMEOUT_MS, 'spec.timeout'));
   } catch (err) {
     errors.push((err as Error).message);
   }
   const timeoutText =
-    typeof spec?.timeout === 'string' && spec.timeout !== '' && errors.length === 0 ? spec.timeout : formatDuration(timeoutMs);
+    typeof spec?.timeout === 'string' && spec.timeout !== '' && errors.length === 0 && parseDuration(spec.timeout) >= MIN_TIMEOUT_MS
+      ? spec.timeout
+      : formatDuration(timeoutMs);
 
   const list: unknown[] = Array.isArray(spec?.branches) ? spec.branches : [];
   if (list.length === 0) errors.push('spec.branches: at least one branch is required');
@@ -62,7 +64,7 @@ export function resolveConfig(tx: DistributedTransaction): ResolvedConfig {
     }
     let callTimeoutMs = DEFAULT_CALL_TIMEOUT_MS;
     try {
-      callTimeoutMs = parseDurationField(b.callTimeout, DEFAULT_CALL_TIMEOUT_MS, `spec.branches[${b.name}].callTimeout`);
+      callTimeoutMs = Math.max(MIN_CALL_TIMEOUT_MS, parseDurationField(b.callTimeout, DEFAULT_CALL_TIMEOUT_MS, `spec.branches[${b.name}].callTimeout`));
     } catch (err) {
       errors.push((err as Error).message);
     }

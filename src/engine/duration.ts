@@ -17,6 +17,16 @@ export const DEFAULTS = {
 export const DEFAULT_TIMEOUT_MS = 30_000;
 export const DEFAULT_CALL_TIMEOUT_MS = 5_000;
 
+/**
+ * Floors of the spec's durations, the same minimums the CRD's CEL rules
+ * enforce (docs/api-reference.md). The engine applies them too, so objects
+ * stored before the rules existed cannot abort at once (timeout), cancel every
+ * call (callTimeout) or ask the message source in a tight loop (checkAfter).
+ */
+export const MIN_TIMEOUT_MS = 1_000;
+export const MIN_CALL_TIMEOUT_MS = 10;
+export const MIN_CHECK_AFTER_MS = 1_000;
+
 const UNIT_MS: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,

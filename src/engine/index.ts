@@ -44,12 +44,16 @@ export {
   notifyDelayMs,
   DEFAULT_NOTIFY_SCHEDULE,
   DEFAULT_NOTIFY_MAX_ATTEMPTS,
+  MIN_NOTIFY_DELAY_MS,
   type ResolvedNotify,
 } from './notify.js';
 export {
   DEFAULTS,
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_TIMEOUT_MS,
+  MIN_CALL_TIMEOUT_MS,
+  MIN_CHECK_AFTER_MS,
+  MIN_TIMEOUT_MS,
   formatDuration,
   parseDuration,
   parseDurationField,
@@ -67,9 +71,6 @@ export {
 export { getCondition, setCondition, type ConditionInput } from './conditions.js';
 export { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
 export { MAX_TEXT, truncate } from './text.js';
-
-/** How long to wait before stepping again after the engine itself failed (a bug): slow enough not to spin. */
-export const ENGINE_ERROR_REQUEUE_MS = 60_000;
 
 /** Operator-wide engine settings (flags), fixed at start. */
 export interface EngineOptions {
@@ -94,14 +95,49 @@ function dispatch(input: StepInput, stepMessage: Step): StepOutput {
     if (mode === 'Notify') return stepNotify(input);
     return unsupportedMode(input, mode);
   } catch (err) {
-    // Last line of defence: a bug must not crash the controller; the status is left as it was.
-    return {
-      status: input?.status ?? {},
-      calls: [],
-      persistBeforeCalls: false,
-      requeueAfterMs: ENGINE_ERROR_REQUEUE_MS,
-      events: [{ type: 'Warning', reason: 'EngineError', message: truncate(`engine error: ${String(err)}`) }],
-    };
+    // Last line of defence: a bug must not crash the controller, nor retry blindly every minute forever.
+    try {
+      return engineFailed(input, err);
+    } catch {
+      // Not even Failed can be written (e.g. a non-finite clock): leave the status, look again later.
+      return { status: safeStatus(input), calls: [], persistBeforeCalls: false, requeueAfterMs: ENGINE_ERROR_REQUEUE_MS, events: [] };
+    }
+  }
+}
+
+/** How long to wait before stepping again when even the Failed status could not be built. */
+const ENGINE_ERROR_REQUEUE_MS = 60_000;
+
+/**
+ * An exception in the engine (a bug, or an input it could not handle) ends the
+ * transaction as Failed, visibly: condition Succeeded=False reason EngineError
+ * with the error text, one Warning Event. The decision is kept, so a Failed
+ * transaction that had decided resumes on `kubectl dtx retry`.
+ */
+function engineFailed(input: StepInput, err: unknown): StepOutput {
+  const prev: TransactionStatus = safeStatus(input);
+  const reason = 'EngineError';
+  const message = truncate(`engine error: ${errorText(err)}`);
+  if (prev.phase === 'Failed' && prev.message === message) return { status: prev, calls: [], persistBeforeCalls: false, events: [] };
+  const status: TransactionStatus = {
+    ...prev,
+    phase: 'Failed',
+    message,
+    conditions: setCondition(prev.conditions, { type: 'Succeeded', status: 'False', reason, message }, input.now),
+  };
+  return { status, calls: [], persistBeforeCalls: false, events: [{ type: 'Warning', reason, message }] };
+}
+
+function safeStatus(input: StepInput): TransactionStatus {
+  const s: unknown = input?.status;
+  return s && typeof s === 'object' && !Array.isArray(s) ? (s as TransactionStatus) : {};
+}
+
+function errorText(err: unknown): string {
+  try {
+    return err instanceof Error ? err.message || err.name : String(err);
+  } catch {
+    return 'unprintable error';
   }
 }
 

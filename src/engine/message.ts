@@ -43,7 +43,7 @@ import type {
 import { defaultRetryPolicy, effectiveRetryPolicy, retryDelayMs, type ResolvedRetryPolicy } from './backoff.js';
 import { setCondition } from './conditions.js';
 import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
-import { formatDuration, parseDurationField } from './duration.js';
+import { MIN_CHECK_AFTER_MS, formatDuration, parseDurationField } from './duration.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
@@ -207,7 +207,7 @@ function load(input: StepInput, prev: TransactionStatus): Work {
     errors.push('spec.message: required when spec.mode is Message');
   } else {
     try {
-      checkAfterMs = parseDurationField(msg.checkAfter, DEFAULT_CHECK_AFTER_MS, 'spec.message.checkAfter');
+      checkAfterMs = Math.max(MIN_CHECK_AFTER_MS, parseDurationField(msg.checkAfter, DEFAULT_CHECK_AFTER_MS, 'spec.message.checkAfter'));
     } catch (err) {
       errors.push((err as Error).message);
     }

@@ -34,8 +34,11 @@ import { basicStatus, dedupeOutcomes, failedAt, normalizeBranchStatus, type Outc
 
 export const DEFAULT_NOTIFY_SCHEDULE: readonly string[] = ['1s', '5s', '15s', '30s', '1m', '5m', '15m', '30m', '1h'];
 export const DEFAULT_NOTIFY_MAX_ATTEMPTS = 50;
-/** Floor of a schedule interval, so "0s" cannot make the controller call in a tight loop. */
-export const MIN_NOTIFY_DELAY_MS = 100;
+/**
+ * Floor of a schedule interval (the CRD's minimum for spec.notify.schedule), so
+ * "1ns" cannot make the controller call and write status in a tight loop.
+ */
+export const MIN_NOTIFY_DELAY_MS = 1_000;
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Delivered', unsuccessful: ['Exhausted'] };

@@ -58,12 +58,16 @@ describe('chart: lint, render, schema', () => {
     const r = renderChart({ release: 'kubetx', namespace: 'kubetx-system' });
     expect(r.objects.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
       'ClusterRole/kubetx',
+      'ClusterRole/kubetx-edit',
+      'ClusterRole/kubetx-view',
       'ClusterRoleBinding/kubetx',
       'Deployment/kubetx',
       'Role/kubetx-leader-election',
       'RoleBinding/kubetx-leader-election',
       'Service/kubetx-metrics',
       'ServiceAccount/kubetx',
+      'ValidatingAdmissionPolicy/kubetx-status-guard',
+      'ValidatingAdmissionPolicyBinding/kubetx-status-guard',
     ]);
     const d = r.one<{ spec: k8s.V1DeploymentSpec }>('Deployment');
     expect(d.spec.replicas).toBe(2);
@@ -171,7 +175,8 @@ describe('chart: lint, render, schema', () => {
 
   it('watchNamespaces: a Role + RoleBinding in each namespace and nothing cluster-wide', () => {
     const r = renderChart({ release: 'kubetx', namespace: 'kubetx-system', values: { watchNamespaces: ['shop', 'billing'] } });
-    expect(r.all('ClusterRole')).toEqual([]);
+    // Only the tenant roles (bound by no one until a tenant's RoleBinding) are cluster-scoped.
+    expect(r.all('ClusterRole').map((o) => o.metadata.name).sort()).toEqual(['kubetx-edit', 'kubetx-view']);
     expect(r.all('ClusterRoleBinding')).toEqual([]);
     const roles = r.all('Role').map((o) => `${o.metadata.namespace}/${o.metadata.name}`).sort();
     expect(roles).toEqual(['billing/kubetx', 'kubetx-system/kubetx-leader-election', 'shop/kubetx']);
@@ -256,7 +261,7 @@ describe('chart: lint, render, schema', () => {
         const want = permissions(expectedOperatorRules({ readSecrets }));
         const scopes = watchNamespaces.length
           ? r.all<{ rules: Rule[] }>('Role').filter((o) => watchNamespaces.includes(o.metadata.namespace!))
-          : r.all<{ rules: Rule[] }>('ClusterRole');
+          : r.all<{ rules: Rule[] }>('ClusterRole').filter((o) => o.metadata.name === 'kubetx');
         expect(scopes, mode).toHaveLength(watchNamespaces.length || 1);
         for (const role of scopes) {
           const got = permissions(role.rules);
@@ -267,7 +272,7 @@ describe('chart: lint, render, schema', () => {
         expect(lease.metadata.namespace).toBe('kubetx-system');
         expect([...permissions(lease.rules)].sort(), mode).toEqual([...permissions(leaderElectionRules(leaseOf(r)))].sort());
         // No wildcard anywhere.
-        for (const o of [...r.all<{ rules: Rule[] }>('Role'), ...r.all<{ rules: Rule[] }>('ClusterRole')]) {
+        for (const o of [...r.all<{ rules: Rule[] }>('Role'), ...r.all<{ rules: Rule[] }>('ClusterRole').filter((o) => o.metadata.name === 'kubetx')]) {
           for (const rule of o.rules) expect([...rule.apiGroups, ...rule.resources, ...rule.verbs]).not.toContain('*');
         }
       }
@@ -334,7 +339,10 @@ describe('chart on the real API server', () => {
   /** Installs the rendered chart server-side, with its ServiceAccount's token kubeconfig. */
   async function install(release: string, values: Record<string, unknown>) {
     const releaseNs = await restrictedNamespace('kubetx-system');
-    const rendered = renderChart({ release, namespace: releaseNs, values });
+    // The status guard is cluster-wide and would refuse the admin status writes of the other test files
+    // sharing this control plane; it and the tenant roles are tested in status-guard.test.ts (bound to its namespace).
+    const tenantSide = { statusGuard: { enabled: false }, tenantRoles: { enabled: false } };
+    const rendered = renderChart({ release, namespace: releaseNs, values: { ...tenantSide, ...values } });
     const applied = applyServerSide(adminPath, rendered.yaml);
     const sa = rendered.one('ServiceAccount').metadata.name;
     const token = await serviceAccountKubeconfig(admin, releaseNs, sa);

@@ -347,7 +347,7 @@ describe('DistributedTransaction CRD: valid manifests are accepted', () => {
         ttlAfterFinished: '1.5h',
         retry: { initialInterval: '250ms', maxInterval: '2m', multiplier: 1.5, maxAttempts: 5 },
         branches: [
-          { name: 'a', endpoint: svc('a'), callTimeout: '10µs' },
+          { name: 'a', endpoint: svc('a'), callTimeout: '10000µs' },
           { name: 'b', endpoint: { address: '[::1]:50051' }, callTimeout: '.5s' },
           { name: 'c', endpoint: { address: '10.0.0.7:1' }, callTimeout: '1h2m3s4ms5us6ns' },
         ],
@@ -466,6 +466,50 @@ describe('DistributedTransaction CRD: status schema', () => {
   ])('refuses a status with $what', async ({ status, field }) => {
     const created = await create(tx(tcc()));
     expect(await refused(replaceStatus({ ...created, status }))).toContain(field);
+  });
+});
+
+// Status forgery, where the chart's status guard (a ValidatingAdmissionPolicy) is absent, as here:
+// the CRD's own rules keep a status consistent with itself and a decision write-once.
+describe('DistributedTransaction CRD: status rules', () => {
+  const branches = (state: string) => tcc().branches.map((b: Obj) => ({ name: b.name, state, attempts: 1 }));
+
+  it('refuses a terminal phase whose branches are not in the matching state; accepts the one the engine writes', async () => {
+    const created = await create(tx(tcc()));
+    const trying = await replaceStatus({ ...created, status: { phase: 'Trying', branches: branches('Trying') } });
+    for (const status of [
+      { phase: 'Committed', decision: 'Confirm', branches: branches('Trying') },
+      { phase: 'Committed', decision: 'Confirm', branches: branches('Confirmed').slice(1) },
+      { phase: 'Committed', decision: 'Confirm' },
+      { phase: 'Aborted', decision: 'Cancel', branches: branches('Prepared') },
+      { phase: 'Completed', branches: branches('Executing') },
+      { phase: 'Delivered', branches: branches('Delivering') },
+    ]) {
+      expect(await refused(replaceStatus({ ...trying, status })), JSON.stringify(status)).toContain('status.phase: a terminal phase needs every branch');
+    }
+    const done = await replaceStatus({ ...trying, status: { phase: 'Committed', decision: 'Confirm', branches: branches('Confirmed') } });
+    expect(done.status.phase).toBe('Committed');
+    // Failed carries whatever the branches were when it failed.
+    const other = await create(tx(tcc()));
+    await replaceStatus({ ...other, status: { phase: 'Failed', branches: branches('Trying') } });
+  });
+
+  it('refuses changing or removing a persisted decision or decisionTime', async () => {
+    const created = await create(tx(tcc()));
+    const decided = await replaceStatus({
+      ...created,
+      status: { phase: 'Confirming', decision: 'Confirm', decisionTime: '2025-01-01T00:00:00Z', branches: branches('Prepared') },
+    });
+    const changed = { ...decided.status, decision: 'Cancel', phase: 'Cancelling' };
+    expect(await refused(replaceStatus({ ...decided, status: changed }))).toContain('status.decision is write-once');
+    const { decision: _d, ...removed } = decided.status;
+    expect(await refused(replaceStatus({ ...decided, status: removed }))).toContain('status.decision is write-once');
+    expect(await refused(replaceStatus({ ...decided, status: { ...decided.status, decisionTime: '2026-01-01T00:00:00Z' } }))).toContain(
+      'status.decisionTime is write-once',
+    );
+    // The same decision, with the rest of the status moving on, is accepted.
+    const failed = await replaceStatus({ ...decided, status: { ...decided.status, phase: 'Failed' } });
+    expect(failed.status.decision).toBe('Confirm');
   });
 });
 

@@ -73,7 +73,7 @@ describe('Notify', () => {
     const db = join(dir, 'offline-merchant.db');
     await first.stop();
     const name = 'notify-offline';
-    await txs.create(notification(name, [{ name: 'merchant', port }], { schedule: ['200ms', '500ms'], maxAttempts: 50 }));
+    await txs.create(notification(name, [{ name: 'merchant', port }], { schedule: ['1s', '2s'], maxAttempts: 50 }));
 
     const waiting = await eventually('three failed attempts', async () => {
       const tx = await txs.get(ns, name);
@@ -85,8 +85,8 @@ describe('Notify', () => {
     const b = waiting.status!.branches![0]!;
     expect(b.state).toBe('Delivering');
     expect(b.lastError).toMatch(/UNAVAILABLE/);
-    // The schedule: attempts 1, +200ms, +500ms, +500ms…: never sooner than the interval after the failure.
-    expect(Date.parse(b.nextAttemptTime!) - Date.parse(b.lastAttemptTime!)).toBeGreaterThanOrEqual(500);
+    // The schedule: attempts 1, +1s, +2s, +2s…: never sooner than the interval after the failure.
+    expect(Date.parse(b.nextAttemptTime!) - Date.parse(b.lastAttemptTime!)).toBeGreaterThanOrEqual(2000);
 
     const back = await merchant({ port, db });
     const tx = await until(name);
@@ -105,7 +105,7 @@ describe('Notify', () => {
     const fine = await merchant();
     const name = 'notify-exhausted';
     await txs.create(
-      notification(name, [{ name: 'broken', port: broken.port }, { name: 'fine', port: fine.port }], { schedule: ['100ms'], maxAttempts: 3 }),
+      notification(name, [{ name: 'broken', port: broken.port }, { name: 'fine', port: fine.port }], { schedule: ['1s'], maxAttempts: 3 }),
     );
     await until(name);
     // The receiver (or anyone) looks the result up later: the object is still there.

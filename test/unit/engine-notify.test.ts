@@ -35,14 +35,14 @@ describe('Notify', () => {
   });
 
   it('follows the schedule after each failure, the last interval repeating', () => {
-    const tx = notifyTx(['merchant'], { schedule: ['200ms', '500ms'] });
+    const tx = notifyTx(['merchant'], { schedule: ['2s', '5s'] });
     let now = T0;
     let s = stepNotify({ tx, status: undefined, outcomes: [], now });
     const times: number[] = [now];
     for (let attempt = 1; attempt <= 4; attempt++) {
       const failedAt = now + 30;
       const after = stepNotify({ tx, status: s.status, outcomes: [outcome(s.calls[0]!, 'retryable', failedAt, { message: 'UNAVAILABLE' })], now: failedAt });
-      const expected = [200, 500, 500, 500][attempt - 1]!;
+      const expected = [2000, 5000, 5000, 5000][attempt - 1]!;
       expect(after.status.branches![0]!.nextAttemptTime).toBe(iso(failedAt + expected));
       expect(after.requeueAfterMs).toBe(expected);
       // Not before its time.
@@ -100,7 +100,7 @@ describe('Notify', () => {
     expect(r.maxAttempts).toBe(50);
     expect(r.errors).toEqual([]);
     expect([1, 2, 3, 9, 10, 49].map((n) => notifyDelayMs(r.scheduleMs, n))).toEqual([1_000, 5_000, 15_000, 3_600_000, 3_600_000, 3_600_000]);
-    expect(notifyDelayMs([0], 1)).toBe(100);
+    expect(notifyDelayMs([0], 1)).toBe(1_000);
   });
 
   it('an invalid schedule or cap → Failed before any call', () => {
