@@ -22,7 +22,9 @@ import { makeLogger } from './log.js';
 import { ChannelPool } from './participants/pool.js';
 import { EndpointLimiter } from './participants/endpoint-limiter.js';
 import { ForwardAdmission } from './controller/admission.js';
-import { TlsSecretCache } from './participants/tls-secret.js';
+import { TLS_SECRET_LABEL, TlsSecretCache } from './participants/tls-secret.js';
+import { LabelledSecretCache } from './participants/labelled-secrets.js';
+import { PAYLOAD_SECRET_LABEL, payloadSecrets } from './participants/payload-secret.js';
 import { ServiceResolver } from './participants/service-resolver.js';
 import type { AddressRules } from './participants/address-policy.js';
 
@@ -70,7 +72,9 @@ async function main(): Promise<void> {
   // The operator's own ports join the rules once its servers are bound (before any reconcile).
   const addressRules: AddressRules = { allowCidrs: flags.allowAddressCidrs, allowExact: flags.allowAddresses, ownPorts: new Set() };
   const services = new ServiceResolver(kc, flags.namespaces, logger);
-  const tlsSecrets = flags.readTlsSecrets ? new TlsSecretCache(kc, flags.namespaces, logger) : undefined;
+  const tlsSecretCache = flags.readTlsSecrets ? new LabelledSecretCache(kc, flags.namespaces, TLS_SECRET_LABEL, logger) : undefined;
+  const tlsSecrets = tlsSecretCache ? new TlsSecretCache(tlsSecretCache) : undefined;
+  const payloadSecretCache = flags.readPayloadSecrets ? new LabelledSecretCache(kc, flags.namespaces, PAYLOAD_SECRET_LABEL, logger) : undefined;
   const calls = new CallTracker(now);
   const events = new EventRecorder(kc, logger, flags.identity, now, { onResult: (result) => metrics.events.inc({ result }) });
   const reconciler = new Reconciler({
@@ -88,6 +92,7 @@ async function main(): Promise<void> {
       },
       services,
       addressMap: flags.dialAddressMap,
+      payloadSecrets: payloadSecretCache ? payloadSecrets(payloadSecretCache) : undefined,
       loadTls: tlsSecrets ? async (ns, name) => tlsSecrets.load(ns, name) : undefined,
       now,
       defaultCallTimeoutMs: flags.defaultCallTimeoutMs,
@@ -160,7 +165,7 @@ async function main(): Promise<void> {
     ready = false;
   } else metrics.leader.set(1);
   if (stopping) return;
-  await Promise.all([tlsSecrets?.start(), services.start()]);
+  await Promise.all([tlsSecretCache?.start(), payloadSecretCache?.start(), services.start()]);
   await manager.start();
   ready = true;
 }

@@ -47,6 +47,10 @@ export interface RetryPolicy {
   maxAttempts?: number;
 }
 
+export interface PayloadFrom {
+  secretKeyRef: { name: string; key: string };
+}
+
 export interface BranchSpec {
   name: string;
   endpoint: Endpoint;
@@ -54,6 +58,8 @@ export interface BranchSpec {
   payload?: unknown;
   /** Deadline of one gRPC call. @default "5s" */
   callTimeout?: DurationString;
+  /** Instead of payload: read at call time from a labelled Secret (payload-secret.ts). */
+  payloadFrom?: PayloadFrom;
   /** Saga only. */
   dependsOn?: string[];
   retry?: RetryPolicy;
@@ -75,6 +81,8 @@ export interface TransactionSpec {
   /** Forward-phase deadline, from creation. @default "30s" */
   timeout?: DurationString;
   payload?: unknown;
+  /** Instead of payload: read at call time from a labelled Secret. */
+  payloadFrom?: PayloadFrom;
   retry?: RetryPolicy;
   ttlAfterFinished?: DurationString;
   branches: BranchSpec[];

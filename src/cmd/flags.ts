@@ -23,6 +23,7 @@ export interface OperatorFlags {
   /** --dial-address-map: EndpointSlice IP → the IP dialled instead. */
   dialAddressMap: Map<string, string>;
   readTlsSecrets: boolean;
+  readPayloadSecrets: boolean;
   clusterDomain: string;
   serviceOverrides: Map<string, string>;
   defaultTtlMs?: number;
@@ -59,6 +60,7 @@ export const usage = `kubetx operator
   --allow-address HOST:PORT         dial exactly this address, even one of the operator's own ports (repeatable; default none)
   --dial-address-map FROM=TO        dial IP TO where an EndpointSlice lists IP FROM (repeatable; for running outside the cluster network)
   --read-tls-secrets                watch Secrets labelled kubetx.io/tls=true for endpoint.tls client material (default false)
+  --read-payload-secrets            watch Secrets labelled kubetx.io/payload=true for payloadFrom.secretKeyRef (default false)
   --cluster-domain DOMAIN           cluster DNS domain; Services are NAME.NS.svc.DOMAIN (default cluster.local)
   --service-override NAME.NS=HOST:PORT  reach a Service at another address (repeatable; for running outside the cluster)
   --default-ttl-after-finished DUR  delete finished transactions after DUR when they set no ttlAfterFinished (default: keep)
@@ -91,6 +93,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'allow-raw-addresses': { type: 'boolean', default: false },
       'allow-cross-namespace': { type: 'boolean', default: false },
       'read-tls-secrets': { type: 'boolean', default: false },
+      'read-payload-secrets': { type: 'boolean', default: false },
       'allow-address-cidr': { type: 'string', multiple: true, default: [] },
       'allow-address': { type: 'string', multiple: true, default: [] },
       'dial-address-map': { type: 'string', multiple: true, default: [] },
@@ -152,6 +155,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     allowRawAddresses: values['allow-raw-addresses'],
     allowCrossNamespace: values['allow-cross-namespace'],
     readTlsSecrets: values['read-tls-secrets'],
+    readPayloadSecrets: values['read-payload-secrets'],
     allowAddressCidrs: values['allow-address-cidr'].map((c) => {
       try {
         return parseCidr(c);

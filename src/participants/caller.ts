@@ -20,6 +20,7 @@ import {
 } from '../gen/kubetx/v1/participant.js';
 import { classify, describeError } from './classify.js';
 import { dial, type DialDeps } from './dial.js';
+import { payloadBytes, type PayloadSecrets } from './payload-secret.js';
 import type { EndpointLimiter } from './endpoint-limiter.js';
 
 const methodPaths: Record<Exclude<Method, 'CheckPrepared'>, string> = {
@@ -40,6 +41,8 @@ export interface CallerDeps extends DialDeps {
   parseDuration: (d: string) => number;
   /** --max-calls-per-endpoint: calls wait here for a slot; the wait counts against the call's deadline. */
   limiter?: EndpointLimiter;
+  /** payloadFrom.secretKeyRef values (--read-payload-secrets); without it such a branch fails its calls, saying why. */
+  payloadSecrets?: PayloadSecrets;
   /** --max-call-timeout: no call waits longer than this, whatever its branch's callTimeout says. */
   maxCallTimeoutMs?: number;
 }
@@ -121,14 +124,13 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
   if (!branch) return done('retryable', `no branch named ${call.branch} in spec`);
   try {
     const { client, slot } = await dial(deps, branch.endpoint, tx.metadata.namespace, `spec.branches[${index}].endpoint`);
-    const payload = branch.payload ?? tx.spec.payload;
     const request: BranchRequest = {
       transactionUid: tx.metadata.uid,
       namespace: tx.metadata.namespace,
       name: tx.metadata.name,
       branch: branch.name,
       operation: branch.operation ?? '',
-      payload: payload === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(payload)),
+      payload: payloadBytes(tx, index, deps.payloadSecrets),
       attempt: call.attempt,
       result: call.result ? Buffer.from(call.result, 'base64') : Buffer.alloc(0),
     };
@@ -180,13 +182,12 @@ async function checkPrepared(
   if (!source?.endpoint) return done('retryable', 'spec.message.source.endpoint is not set');
   try {
     const { client, slot } = await dial(deps, source.endpoint, tx.metadata.namespace, MESSAGE_SOURCE_FIELD);
-    const payload = tx.spec.payload;
     const request: CheckPreparedRequest = {
       transactionUid: tx.metadata.uid,
       namespace: tx.metadata.namespace,
       name: tx.metadata.name,
       operation: source.operation ?? '',
-      payload: payload === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(payload)),
+      payload: payloadBytes(tx, undefined, deps.payloadSecrets),
     };
     const response = await unary(
       deps,

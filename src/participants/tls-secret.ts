@@ -11,9 +11,7 @@
  * missing, unlabelled, no usable keys — gives one and the same message, so the
  * answer tells nothing about which Secrets exist.
  */
-import * as k8s from '@kubernetes/client-node';
-import type { Logger } from 'pino';
-import { ResilientInformer } from '../controller/informer.js';
+import type { LabelledSecretCache } from './labelled-secrets.js';
 import type { TlsMaterial } from './pool.js';
 
 export const TLS_SECRET_LABEL = 'kubetx.io/tls';
@@ -26,39 +24,12 @@ export class TlsSecretUnusable extends Error {
 }
 
 export class TlsSecretCache {
-  private readonly informers: ResilientInformer<k8s.V1Secret>[] = [];
-
-  constructor(kc: k8s.KubeConfig, namespaces: string[], logger: Logger) {
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const labelSelector = `${TLS_SECRET_LABEL}=true`;
-    for (const ns of namespaces.length > 0 ? namespaces : [undefined]) {
-      this.informers.push(
-        new ResilientInformer<k8s.V1Secret>({
-          kubeConfig: kc,
-          path: ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets',
-          labelSelector,
-          list: () => (ns ? core.listNamespacedSecret({ namespace: ns, labelSelector }) : core.listSecretForAllNamespaces({ labelSelector })),
-          onUpsert: () => undefined,
-          onDelete: () => undefined,
-          logger,
-        }),
-      );
-    }
-  }
-
-  async start(): Promise<void> {
-    await Promise.all(this.informers.map((i) => i.start()));
-    await Promise.all(this.informers.map((i) => i.waitForSync()));
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.informers.map((i) => i.stop()));
-  }
+  constructor(private readonly secrets: LabelledSecretCache) {}
 
   /** The material of a labelled Secret, or TlsSecretUnusable — the same error whatever the reason. */
   load(namespace: string, name: string): { material: TlsMaterial; version: string } {
-    const secret = this.informers.map((i) => i.get(name, namespace)).find(Boolean);
-    if (!secret || secret.metadata?.labels?.[TLS_SECRET_LABEL] !== 'true') throw new TlsSecretUnusable(namespace, name);
+    const secret = this.secrets.get(namespace, name);
+    if (!secret) throw new TlsSecretUnusable(namespace, name);
     const get = (key: string) => (secret.data?.[key] ? Buffer.from(secret.data[key]!, 'base64') : undefined);
     const material = { ca: get('ca.crt'), cert: get('tls.crt'), key: get('tls.key') };
     if (!material.ca && !(material.cert && material.key)) throw new TlsSecretUnusable(namespace, name);

@@ -84,7 +84,7 @@ tests fail if the two disagree.
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["list", "watch"]
-{{- if .Values.tls.readSecrets }}
+{{- if or .Values.tls.readSecrets .Values.payloadSecrets.read }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["list", "watch"]
