@@ -65,7 +65,7 @@ export const usage = `kubetx operator
   --service-override NAME.NS=HOST:PORT  reach a Service at another address (repeatable; for running outside the cluster)
   --default-ttl-after-finished DUR  delete finished transactions after DUR when they set no ttlAfterFinished (default: keep)
   --default-call-timeout DUR        deadline of one participant call when a branch sets none (default 5s)
-  --max-call-timeout DUR            cap on any branch's callTimeout; the wait for an endpoint slot counts in it (default 60s)
+  --max-call-timeout DUR            cap on any branch's callTimeout; the wait for an endpoint slot counts in it, at most half (default 60s)
   --liveness-stall-timeout DUR      /healthz fails when work is queued and every worker has been in one reconcile this long (default 2m)
   --log-level LEVEL                 trace|debug|info|warn|error (default info)
   --leader-elect                    run leader election (default false; the Helm chart turns it on)

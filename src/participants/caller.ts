@@ -91,7 +91,11 @@ async function unary<Req, Res>(
   deadline: number,
   signal: AbortSignal | undefined,
 ): Promise<{ err: ServiceError | null; res?: Res; local?: { kind: CallOutcome['kind']; message: string } }> {
-  const release = deps.limiter ? await deps.limiter.acquire(target, { deadline, signal }) : () => undefined;
+  const budget = deadline - Date.now();
+  // A call needs at least half its time once it has a slot: started with less, it would likely be
+  // abandoned by its deadline while the participant still works on it, and the participant would see
+  // more concurrent calls than --max-calls-per-endpoint allows.
+  const release = deps.limiter ? await deps.limiter.acquire(target, { deadline: deadline - budget / 2, signal }) : () => undefined;
   if (!release) {
     if (signal?.aborted) return { err: null, local: { kind: 'retryable', message: 'call cancelled before it was made' } };
     return { err: null, local: { kind: 'timeout', message: `no call slot for ${target} within the call's deadline (--max-calls-per-endpoint=${deps.limiter?.max})` } };
