@@ -40,8 +40,8 @@ async function main(): Promise<void> {
     const services = spawnLogged('participants', ['--import', 'tsx', 'examples/payment/server.ts', '--all', '--base-port', '50051', '--host', '127.0.0.1', '--db-dir', dbDir]);
     await waitForOutput(services, /payment service ready.*"service":"warehouse"|"service":"warehouse".*payment service ready/);
 
-    say('starting the kubetx operator (raw addresses allowed: the services run outside any cluster)');
-    const operator = spawnLogged('operator', ['--import', 'tsx', 'src/main.ts', '--kubeconfig', cp.kubeconfigPath, '--allow-raw-addresses',
+    say('starting the kubetx operator (raw loopback addresses allowed: the services run outside any cluster)');
+    const operator = spawnLogged('operator', ['--import', 'tsx', 'src/main.ts', '--kubeconfig', cp.kubeconfigPath, '--allow-raw-addresses', '--allow-address-cidr', '127.0.0.0/8',
       '--metrics-bind-address', '127.0.0.1:0', '--health-probe-bind-address', '127.0.0.1:0']);
     await waitForOutput(operator, /controller started/);
 
