@@ -245,6 +245,7 @@ interface EditCase {
 const invalidEdits: EditCase[] = [
   { what: 'change the payload', spec: tcc, edit: (s) => (s.payload.orderId = 1002), expect: ['spec.payload', 'spec.payload is immutable after creation'] },
   { what: 'add a payload', spec: saga, edit: (s) => (s.payload = { x: 1 }), expect: ['spec.payload', 'spec.payload is immutable after creation'] },
+  { what: 'add a payloadFrom', spec: saga, edit: (s) => (s.payloadFrom = { secretKeyRef: { name: 'card', key: 'k' } }), expect: ['spec.payloadFrom', 'spec.payloadFrom is immutable after creation'] },
   { what: 'change a nested payload value', spec: tcc, edit: (s) => (s.payload = { orderId: 1001, extra: { a: [1] } }), expect: ['spec.payload', 'is immutable'] },
   { what: 'change a branch endpoint', spec: tcc, edit: (s) => (s.branches[1].endpoint.service.port = 60000), expect: ['spec.branches', 'spec.branches is immutable after creation'] },
   { what: "change a branch's payload", spec: tcc, edit: (s) => (s.branches[1].payload.qty = 3), expect: ['spec.branches', 'spec.branches is immutable after creation'] },
