@@ -107,27 +107,30 @@ export type Decision = 'Confirm' | 'Cancel' | 'Compensate' | MessageDecision;
 export type MessageDecision = 'Deliver' | 'Rollback';
 
 /**
- * Per-branch state. TCC: Pending → Trying (a Try failed retryably, will retry)
- * → Prepared (Try OK) | Refused (Try refused) → Confirmed | Cancelled.
- * A branch whose Confirm/Cancel failed keeps its state and records lastError
- * and nextAttemptTime.
+ * Per-branch state. TCC: Pending → Trying (a Try was sent, no answer or a
+ * retryable failure yet) → Prepared (Try OK) | Refused (Try refused) →
+ * Confirming | Cancelling (the second-phase call was sent, not yet answered OK;
+ * a failing one records lastError and nextAttemptTime) → Confirmed | Cancelled.
  */
 export type BranchState =
   | 'Pending'
   | 'Trying'
   | 'Prepared'
   | 'Refused'
+  | 'Confirming'
   | 'Confirmed'
+  | 'Cancelling'
   | 'Cancelled'
   | SagaBranchState
   | MessageBranchState;
 /**
  * Saga branches: Pending (Execute never called) → Executing (called, no OK yet:
  * it may have happened) → Executed (OK) | Refused (refused: did nothing) →
- * Compensated. Pending and Refused branches need no compensation and keep
- * their state after the decision to compensate.
+ * Compensating (Compensate sent, not yet answered OK) → Compensated. Pending
+ * and Refused branches need no compensation and keep their state after the
+ * decision to compensate.
  */
-export type SagaBranchState = 'Executing' | 'Executed' | 'Compensated';
+export type SagaBranchState = 'Executing' | 'Executed' | 'Compensating' | 'Compensated';
 /**
  * Message and Notify branches: Pending → Delivering (a Deliver was sent, not
  * yet answered OK) → Delivered; Notify only: → Exhausted (notify.maxAttempts
@@ -140,6 +143,8 @@ export interface BranchStatus {
   state: BranchState;
   /** Attempts of the branch's current method (Try/Execute before the decision, Confirm/Cancel/Compensate after it). */
   attempts: number;
+  /** Every attempt of the current method, including those before a kubetx.io/retry reset `attempts`; present once a retry did. */
+  totalAttempts?: number;
   lastError?: string;
   /** RFC 3339. */
   lastAttemptTime?: string;

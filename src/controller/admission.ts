@@ -21,6 +21,7 @@
  * creation): one that waits past it is let through so the engine times it out
  * and cancels it — the user's deadline is honoured rather than stretched.
  */
+import { startTimeOf } from '../engine/start-time.js';
 import type { DistributedTransaction } from '../api/types.js';
 
 export type Admission = { admitted: true } | { admitted: false; inForward: number; max: number; share?: number };
@@ -115,9 +116,9 @@ export class ForwardAdmission {
   }
 }
 
-/** When the forward phase times out (creation + spec.timeout, default 30s); undefined when unknowable (the engine decides). */
-export function forwardDeadline(tx: DistributedTransaction, parseDuration: (d: string) => number): number | undefined {
-  const created = Date.parse(tx.metadata.creationTimestamp ?? '');
+/** When the forward phase times out (status.startTime + spec.timeout, default 30s, as the engine counts it); undefined when unknowable (the engine decides). */
+export function forwardDeadline(tx: DistributedTransaction, parseDuration: (d: string) => number, now: number): number | undefined {
+  const created = Date.parse(startTimeOf(tx.status, tx, now));
   if (Number.isNaN(created)) return undefined;
   try {
     return created + parseDuration(tx.spec.timeout ?? '30s');

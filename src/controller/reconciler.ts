@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { isDeepStrictEqual } from 'node:util';
 import type { DistributedTransaction, TransactionStatus } from '../api/types.js';
 import { parseDuration, setCondition, step } from '../engine/index.js';
+import { startTimeOf } from '../engine/start-time.js';
 import { ABORT_ANNOTATION, RETRY_ANNOTATION, ackValue } from '../engine/intervention.js';
 import type { CallOutcome, EventIntent, Step, StepOutput } from '../engine/types.js';
 import { callParticipant, type CallerDeps, type CallObservation } from '../participants/caller.js';
@@ -105,7 +106,7 @@ export class Reconciler {
     }
     if (!settled && deps.admission?.applies(tx) && !pendingRequest) {
       // Past its forward deadline it goes to the engine, which times it out (Cancel).
-      const deadline = forwardDeadline(tx, parseDuration);
+      const deadline = forwardDeadline(tx, parseDuration, deps.now());
       if (deadline === undefined || deps.now() < deadline) {
         const a = deps.admission.admit(tx);
         if (!a.admitted) return this.waitForCapacity(tx, a, deadline, log);
@@ -215,7 +216,7 @@ export class Reconciler {
     }
     if (status.phase && status.phase !== before?.phase && terminalPhases.has(status.phase)) {
       this.deps.metrics.transactions.inc({ mode: tx.spec.mode, result: status.phase });
-      const created = Date.parse(tx.metadata.creationTimestamp ?? '');
+      const created = Date.parse(status.startTime ?? '');
       if (!Number.isNaN(created)) this.deps.metrics.transactionSeconds.observe({ mode: tx.spec.mode, result: status.phase }, Math.max(0, this.deps.now() - created) / 1000);
       if (status.phase === 'Failed') this.deps.metrics.escalations.inc({ reason: 'RetryBudgetExhausted' });
       log.info({ phase: status.phase, message: status.message }, 'transaction finished');
@@ -244,6 +245,8 @@ export class Reconciler {
       ...tx.status,
       phase: 'Pending',
       observedGeneration: tx.metadata.generation,
+      // The first write of a waiting transaction: from here on its timeout counts from this record.
+      startTime: startTimeOf(tx.status, tx, now),
       message,
       conditions: setCondition(tx.status?.conditions, { type: 'Succeeded', status: 'Unknown', reason: 'WaitingForCapacity', message, observedGeneration: tx.metadata.generation }, now),
     };
@@ -261,7 +264,7 @@ export class Reconciler {
       ...tx.status,
       phase: 'Failed',
       observedGeneration: tx.metadata.generation,
-      startTime: tx.status?.startTime ?? tx.metadata.creationTimestamp,
+      startTime: startTimeOf(tx.status, tx, now),
       completionTime: new Date(now).toISOString(),
       message: `${refusalTitle[v.reason]}: ${v.message}`,
       conditions: setCondition(tx.status?.conditions, { type: 'Succeeded', status: 'False', reason: v.reason, message: v.message, observedGeneration: tx.metadata.generation }, now),

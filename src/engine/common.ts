@@ -2,7 +2,7 @@
 import type { BranchState, BranchStatus, Decision, DistributedTransaction, Phase, TransactionStatus } from '../api/types.js';
 import { retryDelayMs, type ResolvedRetryPolicy } from './backoff.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
-import type { CallOutcome, EventIntent, StepInput, StepOutput } from './types.js';
+import type { CallOutcome, EventIntent, Method, StepInput, StepOutput } from './types.js';
 
 /** A deep copy to build the next status from; a status that cannot be cloned is used as is (the engine never mutates its input in place). */
 export function clone(status: TransactionStatus): TransactionStatus {
@@ -79,6 +79,7 @@ export function normalizeBranchStatus(name: string, raw: unknown, states: Readon
   const r = raw as Record<string, unknown>;
   if (typeof r.state === 'string' && states.has(r.state)) b.state = r.state as BranchState;
   if (typeof r.attempts === 'number' && Number.isInteger(r.attempts) && r.attempts >= 0) b.attempts = r.attempts;
+  if (typeof r.totalAttempts === 'number' && Number.isInteger(r.totalAttempts) && r.totalAttempts >= b.attempts) b.totalAttempts = r.totalAttempts;
   if (typeof r.lastError === 'string') b.lastError = truncate(r.lastError);
   const last = validTime(r.lastAttemptTime);
   if (last) b.lastAttemptTime = last;
@@ -93,11 +94,46 @@ export function normalizeBranchStatus(name: string, raw: unknown, states: Readon
  * the next attempt at the policy's backoff after the call failed. Returns the
  * CallFailed Event to record.
  */
-export function scheduleRetry(b: BranchStatus, o: CallOutcome, now: number, uid: string, method: string, retry: ResolvedRetryPolicy): EventIntent {
+export function scheduleRetry(b: BranchStatus, o: CallOutcome, now: number, uid: string, method: Method, retry: ResolvedRetryPolicy): EventIntent {
   b.lastError = boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed');
   const delay = retryDelayMs(retry, { uid, branch: b.name, method, attempt: b.attempts });
   b.nextAttemptTime = iso(failedAt(now, b.lastAttemptTime, o) + delay);
-  return warning('CallFailed', `branch ${b.name}: ${method} attempt ${o.attempt} failed: ${b.lastError}`);
+  return callFailed(b.name, method, `${method} failed: ${b.lastError}`);
+}
+
+/**
+ * A CallFailed Event (or EndpointMisconfigured/InvalidArgument when the
+ * outcome says why) about one branch and method. The note carries no attempt
+ * number: Event notes cannot be edited, and repeats of the same failure must
+ * fold into one series (the attempts are in status).
+ */
+export function callFailed(branch: string, method: Method, what: string, reason: string = 'CallFailed'): EventIntent {
+  return { ...warning(reason, `branch ${branch}: ${what}`), branch, method };
+}
+
+/** A refused Try/Execute: the branch is done, with the participant's reason kept. */
+export function refusedEvent(b: BranchStatus, o: CallOutcome): EventIntent {
+  return callFailed(b.name, o.method, `${o.method} refused: ${b.lastError ?? 'refused'}`, o.reason ?? 'CallFailed');
+}
+
+/**
+ * One more call of the branch's current method: `attempts` counts against
+ * maxAttempts (kubetx.io/retry resets it); `totalAttempts`, kept once a retry
+ * has reset `attempts`, never goes back.
+ */
+export function countAttempt(b: BranchStatus, now: number): void {
+  if (b.totalAttempts !== undefined) b.totalAttempts = Math.max(b.totalAttempts, b.attempts) + 1;
+  b.attempts += 1;
+  b.lastAttemptTime = iso(now);
+  delete b.nextAttemptTime;
+}
+
+/** A fresh method (the decision): its attempts are counted afresh, and the previous method's error and schedule no longer apply. */
+export function resetForNewMethod(b: BranchStatus): void {
+  b.attempts = 0;
+  delete b.totalAttempts;
+  delete b.lastError;
+  delete b.nextAttemptTime;
 }
 
 /** The status as it was and nothing to call: a finished transaction, or an input the engine cannot act on. */

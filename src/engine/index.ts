@@ -6,12 +6,15 @@
  */
 import type { TransactionStatus } from '../api/types.js';
 import { setCondition } from './conditions.js';
-import { iso, truncate } from './text.js';
+import { truncate } from './text.js';
+import { startTimeOf } from './start-time.js';
 import { stepTcc } from './tcc.js';
 import { stepSaga } from './saga.js';
 import { makeStepMessage, type MessageEngineOptions } from './message.js';
 import { stepNotify } from './notify.js';
 import type { Step, StepInput, StepOutput } from './types.js';
+import { withFailureReport } from './failure-report.js';
+import { withStalled, type StallOptions } from './stalled.js';
 
 export type * from './types.js';
 export { stepTcc, isTerminalTccPhase } from './tcc.js';
@@ -71,29 +74,32 @@ export {
 export { getCondition, setCondition, type ConditionInput } from './conditions.js';
 export { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
 export { MAX_TEXT, truncate } from './text.js';
+export { DEFAULT_STALL_AFTER_ATTEMPTS, DEFAULT_STALL_AFTER_MS, STALLED, type StallOptions } from './stalled.js';
+export { resumeHint } from './failure-report.js';
+export { startTimeOf, conservativeStart } from './start-time.js';
 
 /** Operator-wide engine settings (flags), fixed at start. */
 export interface EngineOptions {
   message?: MessageEngineOptions;
+  stall?: StallOptions;
 }
 
 /** The one step for every mode, with the operator's engine settings. */
 export function makeStep(options: EngineOptions = {}): Step {
   const stepMessage = makeStepMessage(options.message);
-  return (input) => dispatch(input, stepMessage);
+  return (input) => dispatch(input, stepMessage, options.stall);
 }
 
 /** The step with default settings. */
 export const step: Step = makeStep();
 
-function dispatch(input: StepInput, stepMessage: Step): StepOutput {
+function dispatch(input: StepInput, stepMessage: Step, stall: StallOptions | undefined): StepOutput {
   try {
     const mode: unknown = input?.tx?.spec?.mode;
-    if (mode === 'TCC') return stepTcc(input);
-    if (mode === 'Saga') return stepSaga(input);
-    if (mode === 'Message') return stepMessage(input);
-    if (mode === 'Notify') return stepNotify(input);
-    return unsupportedMode(input, mode);
+    const step = mode === 'TCC' ? stepTcc : mode === 'Saga' ? stepSaga : mode === 'Message' ? stepMessage : mode === 'Notify' ? stepNotify : undefined;
+    if (!step) return unsupportedMode(input, mode);
+    // What the status says about failures is the same for every mode.
+    return withStalled(input, withFailureReport(input, step(input)), stall);
   } catch (err) {
     // Last line of defence: a bug must not crash the controller, nor retry blindly every minute forever.
     try {
@@ -165,7 +171,7 @@ function unsupportedMode(input: StepInput, mode: unknown): StepOutput {
       input.now,
     ),
   };
-  if (!status.startTime) status.startTime = input.tx?.metadata?.creationTimestamp ?? iso(input.now);
+  status.startTime = startTimeOf(prev, input.tx, input.now);
   if (typeof generation === 'number') status.observedGeneration = generation;
   return {
     status,

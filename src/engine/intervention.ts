@@ -136,6 +136,10 @@ function applyRetry(iv: Intervention, mode: InterventionMode, value: string): vo
     // Outside Failed, only branches waiting for a retry are failing; one in flight keeps its attempt.
     if (!failed && b.nextAttemptTime === undefined) continue;
     if ((b as BranchStatus).attempts > 0 || b.nextAttemptTime !== undefined) reset++;
+    // The budget starts again; the history does not go away.
+    const attempts = typeof b.attempts === 'number' && Number.isInteger(b.attempts) && b.attempts > 0 ? b.attempts : 0;
+    const total = typeof b.totalAttempts === 'number' && Number.isInteger(b.totalAttempts) ? b.totalAttempts : 0;
+    if (Math.max(attempts, total) > 0) b.totalAttempts = Math.max(attempts, total);
     b.attempts = 0;
     delete b.nextAttemptTime;
   }

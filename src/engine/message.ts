@@ -46,8 +46,9 @@ import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './confi
 import { MIN_CHECK_AFTER_MS, formatDuration, parseDurationField } from './duration.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
+import { startTimeOf } from './start-time.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { basicStatus, dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, countAttempt, dedupeOutcomes, resetForNewMethod, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** The branch name of the CheckPrepared call (not a valid DNS label, so never a real branch). */
 export const SOURCE_BRANCH = '@source';
@@ -226,7 +227,7 @@ function load(input: StepInput, prev: TransactionStatus): Work {
   } catch {
     checkRetry = defaultRetryPolicy(); // already reported by resolveConfig
   }
-  const startTime = validTime(prev.startTime) ?? validTime(tx?.metadata?.creationTimestamp) ?? iso(now);
+  const startTime = startTimeOf(prev, tx, now);
   const start = Date.parse(startTime);
 
   const previous = new Map<string, unknown>();
@@ -296,11 +297,12 @@ function applyOutcome(w: Work, o: CallOutcome): void {
     const answer = o.kind === 'ok' && typeof o.checkState === 'string' && ANSWERS.has(o.checkState) ? o.checkState : undefined;
     if (answer) {
       c.lastAnswer = answer;
+      delete c.lastError;
       w.freshAnswer = answer;
       if (answer !== 'UNKNOWN') return;
     } else {
       c.lastError = boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : o.kind === 'ok' ? 'no state in the answer' : 'call failed');
-      w.events.push(warning('CheckFailed', `source: CheckPrepared attempt ${o.attempt} failed: ${c.lastError}`));
+      w.events.push({ ...warning('CheckFailed', `source: CheckPrepared failed: ${c.lastError}`), branch: SOURCE_BRANCH, method: 'CheckPrepared' });
     }
     const delay = retryDelayMs(w.checkRetry, { uid: w.uid, branch: SOURCE_BRANCH, method: 'CheckPrepared', attempt: c.attempts });
     c.nextAttemptTime = iso(failedAt(w.now, c.lastAttemptTime, o) + delay);
@@ -313,6 +315,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
   if (o.kind === 'ok') {
     b.state = 'Delivered';
     delete b.nextAttemptTime;
+    delete b.lastError;
     return;
   }
   // Any failure of Deliver (refused included: it is no business "no") is retried.
@@ -327,9 +330,7 @@ function decide(w: Work, decision: MessageDecision, reason: string, type: 'Norma
   delete w.check.nextAttemptTime;
   for (const b of w.branches) {
     b.state = 'Pending';
-    b.attempts = 0;
-    delete b.lastError;
-    delete b.nextAttemptTime;
+    resetForNewMethod(b);
     delete b.lastAttemptTime;
   }
   w.events.push({ type, reason: 'Decided', message: truncate(`${decision}: ${reason}`) });
@@ -371,10 +372,8 @@ function issueDeliveries(w: Work): void {
     if (b.state === 'Delivered') continue;
     const next = parseTime(b.nextAttemptTime);
     if (next !== undefined && w.now < next) continue;
-    b.attempts += 1;
+    countAttempt(b, w.now);
     b.state = 'Delivering';
-    b.lastAttemptTime = iso(w.now);
-    delete b.nextAttemptTime;
     w.calls.push({ branch: b.name, method: 'Deliver', attempt: b.attempts });
   }
 }

@@ -26,11 +26,12 @@
 import type { BranchState, BranchStatus, NotifyPhase, TransactionStatus } from '../api/types.js';
 import { setCondition } from './conditions.js';
 import { resolveConfig, type ResolvedConfig } from './config.js';
-import { formatDuration, parseDuration } from './duration.js';
+import { parseDuration } from './duration.js';
 import { stepWithIntervention, type InterventionMode } from './intervention.js';
-import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
+import { boundedText, iso, parseTime, truncate } from './text.js';
+import { startTimeOf } from './start-time.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { basicStatus, dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, restoreBasics, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, callFailed, countAttempt, dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, restoreBasics, succeededFor, unchanged, warning } from './common.js';
 
 export const DEFAULT_NOTIFY_SCHEDULE: readonly string[] = ['1s', '5s', '15s', '30s', '1m', '5m', '15m', '30m', '1h'];
 export const DEFAULT_NOTIFY_MAX_ATTEMPTS = 50;
@@ -159,10 +160,8 @@ function stepNotifyCore(input: StepInput, abortMessage: string | undefined): Ste
     if (b.state === 'Delivered' || b.state === 'Exhausted') continue;
     const next = parseTime(b.nextAttemptTime);
     if (next !== undefined && w.now < next) continue;
-    b.attempts += 1;
+    countAttempt(b, w.now);
     b.state = 'Delivering';
-    b.lastAttemptTime = iso(w.now);
-    delete b.nextAttemptTime;
     w.calls.push({ branch: b.name, method: 'Deliver', attempt: b.attempts });
   }
   return output(w, prev);
@@ -182,7 +181,7 @@ function load(input: StepInput, prev: TransactionStatus): Work {
     cfg,
     notify: resolveNotify(tx?.spec?.notify),
     phase: 'Notifying',
-    startTime: validTime(prev.startTime) ?? validTime(tx?.metadata?.creationTimestamp) ?? iso(input.now),
+    startTime: startTimeOf(prev, tx, input.now),
     branches: cfg.branches.map((rb) => normalizeBranch(rb.name, previous.get(rb.name))),
     answered: new Set(),
     calls: [],
@@ -207,6 +206,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
   w.answered.add(b.name);
   if (o.kind === 'ok') {
     b.state = 'Delivered';
+    delete b.lastError;
     return;
   }
   failed(w, b, boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed'), failedAt(w.now, b.lastAttemptTime, o));
@@ -219,12 +219,12 @@ function failed(w: Work, b: BranchStatus, error: string, at: number): void {
   if (max > 0 && b.attempts >= max) {
     b.state = 'Exhausted';
     delete b.nextAttemptTime;
-    w.events.push(warning('NotifyExhausted', `branch ${b.name}: Deliver failed ${b.attempts} times (notify.maxAttempts ${max}), giving up: ${error}`));
+    w.events.push(callFailed(b.name, 'Deliver', `Deliver failed ${b.attempts} times (notify.maxAttempts ${max}), giving up: ${error}`, 'NotifyExhausted'));
     return;
   }
   const delay = notifyDelayMs(w.notify.scheduleMs, b.attempts);
   b.nextAttemptTime = iso(at + delay);
-  w.events.push(warning('CallFailed', `branch ${b.name}: Deliver attempt ${b.attempts} failed, next in ${formatDuration(delay)}: ${error}`));
+  w.events.push(callFailed(b.name, 'Deliver', `Deliver failed: ${error}`));
 }
 
 function finish(w: Work): void {

@@ -28,14 +28,15 @@ import { setCondition } from './conditions.js';
 import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
 import { buildDag, readySet, reverseReadySet, type Dag } from './dag.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
-import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
+import { boundedText, iso, parseTime, truncate } from './text.js';
+import { startTimeOf } from './start-time.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { basicStatus, dedupeOutcomes, normalizeBranchStatus, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, countAttempt, dedupeOutcomes, normalizeBranchStatus, refusedEvent, resetForNewMethod, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Completed', unsuccessful: ['Compensated'] };
 const TERMINAL: ReadonlySet<string> = new Set<SagaPhase>(['Completed', 'Compensated', 'Failed']);
-const BRANCH_STATES: ReadonlySet<string> = new Set<BranchState>(['Pending', 'Executing', 'Executed', 'Refused', 'Compensated']);
+const BRANCH_STATES: ReadonlySet<string> = new Set<BranchState>(['Pending', 'Executing', 'Executed', 'Refused', 'Compensating', 'Compensated']);
 
 export function isTerminalSagaPhase(phase: string | undefined): boolean {
   return phase !== undefined && TERMINAL.has(phase);
@@ -43,7 +44,7 @@ export function isTerminalSagaPhase(phase: string | undefined): boolean {
 
 /** Execute may have happened on a branch in this state, so it is (or was) owed a Compensate. */
 export function mayHaveExecuted(state: string): boolean {
-  return state === 'Executing' || state === 'Executed' || state === 'Compensated';
+  return state === 'Executing' || state === 'Executed' || state === 'Compensating' || state === 'Compensated';
 }
 
 /** Nothing more is owed to this branch once compensation is decided. */
@@ -136,14 +137,14 @@ function load(input: StepInput, prev: TransactionStatus): Work {
   const { dag, errors } = buildDag(
     cfg.branches.map((rb) => ({ name: rb.name, dependsOn: rb.spec.dependsOn, index: specList.indexOf(rb.spec) })),
   );
-  const startTime = validTime(prev.startTime) ?? validTime(tx?.metadata?.creationTimestamp) ?? iso(input.now);
+  const startTime = startTimeOf(prev, tx, input.now);
   const previous = new Map<string, unknown>();
   for (const b of Array.isArray(prev.branches) ? prev.branches : []) {
     if (b && typeof b === 'object' && typeof b.name === 'string' && !previous.has(b.name)) previous.set(b.name, b);
   }
   const branches = cfg.branches.map((rb) => normalizeBranch(rb.name, previous.get(rb.name)));
   // A status that lost its decision still shows one was acted on.
-  const decided = prev.decision === 'Compensate' || prev.phase === 'Compensating' || branches.some((b) => b.state === 'Compensated');
+  const decided = prev.decision === 'Compensate' || prev.phase === 'Compensating' || branches.some((b) => b.state === 'Compensated' || b.state === 'Compensating');
   const w: Work = {
     now: input.now,
     uid: typeof tx?.metadata?.uid === 'string' ? tx.metadata.uid : '',
@@ -180,11 +181,12 @@ function applyOutcome(w: Work, o: CallOutcome): void {
   if (o.method !== method) return; // e.g. a late Execute answer after the decision
   const b = w.branches.find((x) => x.name === o.branch);
   if (!b) return;
-  if (method === 'Execute' ? b.state !== 'Executing' : b.state !== 'Executing' && b.state !== 'Executed') return;
+  if (method === 'Execute' ? b.state !== 'Executing' : b.state !== 'Compensating') return;
   // Only the answer to the call in flight counts.
   if (o.attempt !== b.attempts || b.attempts === 0 || b.nextAttemptTime !== undefined) return;
 
   if (o.kind === 'ok') {
+    delete b.lastError;
     if (method === 'Execute') {
       b.state = 'Executed';
       if (typeof o.data === 'string') b.result = o.data;
@@ -197,7 +199,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
   if (o.kind === 'refused' && method === 'Execute') {
     b.state = 'Refused';
     b.lastError = boundedText(o.message, 'refused');
-    w.events.push(warning('CallFailed', `branch ${b.name}: Execute attempt ${o.attempt} refused: ${b.lastError}`));
+    w.events.push(refusedEvent(b, o));
     return;
   }
   // Retryable, timeout, unknown kinds, and a refused Compensate (no business "no"): retry later.
@@ -227,12 +229,7 @@ function decide(w: Work, reason: string): void {
   w.message = truncate(reason);
   w.writeAhead = true;
   // Compensate attempts are counted afresh; branches needing none keep their Execute history.
-  for (const b of w.branches) {
-    if (!mayHaveExecuted(b.state)) continue;
-    b.attempts = 0;
-    delete b.lastError;
-    delete b.nextAttemptTime;
-  }
+  for (const b of w.branches) if (mayHaveExecuted(b.state)) resetForNewMethod(b);
   w.events.push(warning('Decided', `Compensate: ${reason}`));
 }
 
@@ -283,10 +280,8 @@ function issueDueCalls(w: Work): void {
   }
   for (const b of due) {
     const method: Method = w.decision ? 'Compensate' : 'Execute';
-    b.attempts += 1;
-    b.lastAttemptTime = iso(w.now);
-    delete b.nextAttemptTime;
-    if (method === 'Execute') b.state = 'Executing';
+    countAttempt(b, w.now);
+    b.state = method === 'Execute' ? 'Executing' : 'Compensating';
     const call: Call = { branch: b.name, method, attempt: b.attempts };
     if (method === 'Compensate' && b.result !== undefined) call.result = b.result;
     w.calls.push(call);
@@ -330,10 +325,9 @@ function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
   };
   s.conditions = setCondition(prev.conditions, cond, w.now);
   s.branches = w.branches;
-  // Forward: executed/all. Compensating: compensated/owed a Compensate.
-  const owed = w.branches.filter((b) => mayHaveExecuted(b.state));
-  s.progress = w.decision
-    ? `${owed.filter((b) => b.state === 'Compensated').length}/${owed.length}`
-    : `${w.branches.filter((b) => b.state === 'Executed').length}/${w.branches.length}`;
+  // Branches done with the current phase / all branches. Forward: Executed. Compensating: compensated,
+  // or never executed (nothing to undo).
+  const done = w.decision ? w.branches.filter((b) => settledAfterDecision(b.state)) : w.branches.filter((b) => b.state === 'Executed');
+  s.progress = `${done.length}/${w.branches.length}`;
   return s;
 }

@@ -24,9 +24,10 @@ import type { BranchState, BranchStatus, Decision, DistributedTransaction, TccPh
 import { setCondition } from './conditions.js';
 import { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
 import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMode } from './intervention.js';
-import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
+import { boundedText, iso, parseTime, truncate } from './text.js';
+import { startTimeOf } from './start-time.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { basicStatus, dedupeOutcomes, normalizeBranchStatus, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, countAttempt, dedupeOutcomes, normalizeBranchStatus, refusedEvent, resetForNewMethod, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Committed', unsuccessful: ['Aborted'] };
@@ -36,7 +37,9 @@ const BRANCH_STATES: ReadonlySet<string> = new Set<BranchState>([
   'Trying',
   'Prepared',
   'Refused',
+  'Confirming',
   'Confirmed',
+  'Cancelling',
   'Cancelled',
 ]);
 
@@ -128,7 +131,7 @@ function load(input: StepInput, prev: TransactionStatus): Work {
   const tx: DistributedTransaction = input.tx;
   const now = input.now;
   const cfg = resolveConfig(tx);
-  const startTime = validTime(prev.startTime) ?? validTime(tx?.metadata?.creationTimestamp) ?? iso(now);
+  const startTime = startTimeOf(prev, tx, now);
 
   const previous = new Map<string, unknown>();
   if (Array.isArray(prev.branches)) {
@@ -163,8 +166,8 @@ function load(input: StepInput, prev: TransactionStatus): Work {
  * sent, so only Cancel can follow; a Confirmed one means Confirm was.
  */
 function inferDecision(prev: TransactionStatus, branches: BranchStatus[]): Decision | undefined {
-  if (prev.phase === 'Cancelling' || branches.some((b) => b.state === 'Cancelled')) return 'Cancel';
-  if (prev.phase === 'Confirming' || branches.some((b) => b.state === 'Confirmed')) return 'Confirm';
+  if (prev.phase === 'Cancelling' || branches.some((b) => b.state === 'Cancelled' || b.state === 'Cancelling')) return 'Cancel';
+  if (prev.phase === 'Confirming' || branches.some((b) => b.state === 'Confirmed' || b.state === 'Confirming')) return 'Confirm';
   return undefined;
 }
 
@@ -198,6 +201,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
 
   if (o.kind === 'ok') {
     delete b.nextAttemptTime;
+    delete b.lastError;
     if (method === 'Try') {
       b.state = 'Prepared';
       if (typeof o.data === 'string') b.result = o.data;
@@ -212,7 +216,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
     // A business "no": the only outcome that rolls back by itself.
     b.state = 'Refused';
     b.lastError = boundedText(o.message, 'refused');
-    w.events.push(warning('CallFailed', `branch ${b.name}: Try attempt ${o.attempt} refused: ${b.lastError}`));
+    w.events.push(refusedEvent(b, o));
     return;
   }
 
@@ -238,12 +242,7 @@ function decide(w: Work, decision: Decision, reason: string): void {
   w.phase = decision === 'Confirm' ? 'Confirming' : 'Cancelling';
   w.decisionTime = iso(w.now);
   w.message = truncate(reason);
-  // Confirm/Cancel attempts are counted afresh; Try's error and schedule no longer apply.
-  for (const b of w.branches) {
-    b.attempts = 0;
-    delete b.lastError;
-    delete b.nextAttemptTime;
-  }
+  for (const b of w.branches) resetForNewMethod(b);
   const type = decision === 'Confirm' ? 'Normal' : 'Warning';
   w.events.push({ type, reason: 'Decided', message: truncate(`${decision}: ${reason}`) });
 }
@@ -251,7 +250,7 @@ function decide(w: Work, decision: Decision, reason: string): void {
 /** A status that contradicts its own decision cannot be carried through safely. */
 function inconsistency(w: Work): string | undefined {
   if (w.decision === 'Confirm') {
-    const b = w.branches.find((x) => x.state !== 'Prepared' && x.state !== 'Confirmed');
+    const b = w.branches.find((x) => x.state !== 'Prepared' && x.state !== 'Confirming' && x.state !== 'Confirmed');
     if (b) return `inconsistent status: decision is Confirm but branch ${b.name} is ${b.state} (no successful Try recorded)`;
   } else if (w.decision === 'Cancel') {
     const b = w.branches.find((x) => x.state === 'Confirmed');
@@ -310,10 +309,8 @@ function issueDueCalls(w: Work): void {
     if (isDone(w, b)) continue;
     const next = parseTime(b.nextAttemptTime);
     if (next !== undefined && w.now < next) continue;
-    b.attempts += 1;
-    b.lastAttemptTime = iso(w.now);
-    delete b.nextAttemptTime;
-    if (method === 'Try') b.state = 'Trying';
+    countAttempt(b, w.now);
+    b.state = method === 'Try' ? 'Trying' : method === 'Confirm' ? 'Confirming' : 'Cancelling';
     const call: Call = { branch: b.name, method, attempt: b.attempts };
     if (method !== 'Try' && b.result !== undefined) call.result = b.result;
     w.calls.push(call);
@@ -361,7 +358,7 @@ function buildStatus(w: Work, prev: TransactionStatus): TransactionStatus {
   };
   s.conditions = setCondition(prev.conditions, cond, w.now);
   s.branches = w.branches;
-  const doneState: BranchState = w.decision === 'Confirm' ? 'Confirmed' : w.decision === 'Cancel' ? 'Cancelled' : 'Prepared';
-  s.progress = `${w.branches.filter((b) => b.state === doneState).length}/${w.branches.length}`;
+  // Branches done with the current phase (nothing more will be called on them in it) / all branches.
+  s.progress = `${w.branches.filter((b) => isDone(w, b)).length}/${w.branches.length}`;
   return s;
 }

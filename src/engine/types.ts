@@ -47,6 +47,12 @@ export interface CallOutcome {
   checkState?: 'COMMITTED' | 'ROLLED_BACK' | 'UNKNOWN';
   /** When the call finished (ms since epoch), measured by the controller. */
   finishedAt: number;
+  /**
+   * Why a failure can never succeed as the endpoint stands (src/participants/classify.ts):
+   * on Try/Execute it comes with kind "refused"; on later methods with "retryable", and the
+   * transaction is marked Stalled at once.
+   */
+  reason?: 'EndpointMisconfigured' | 'InvalidArgument';
 }
 
 /** Something worth a Kubernetes Event; the controller aggregates repeats. */
@@ -55,6 +61,9 @@ export interface EventIntent {
   /** CamelCase, e.g. Decided, Committed, Aborted, CallFailed, RetryBudgetExhausted. */
   reason: string;
   message: string;
+  /** The branch and method the Event is about: repeats form one series per (reason, branch, method). */
+  branch?: string;
+  method?: Method;
 }
 
 export interface StepInput {

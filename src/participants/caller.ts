@@ -18,7 +18,7 @@ import {
   SagaParticipantService,
   TccParticipantService,
 } from '../gen/kubetx/v1/participant.js';
-import { classify, describeError } from './classify.js';
+import { classifyError } from './classify.js';
 import { dial, type DialDeps } from './dial.js';
 import { payloadBytes, type PayloadSecrets } from './payload-secret.js';
 import type { EndpointLimiter } from './endpoint-limiter.js';
@@ -151,8 +151,7 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
       signal,
     );
     if (response.local) return done(response.local.kind, response.local.message);
-    const kind = classify(call.method, response.err);
-    if (response.err) return { ...done(kind, describeError(response.err)), code: statusName(response.err.code) };
+    if (response.err) return failed(done, classifyError(call.method, serviceOf(methodPaths[call.method as Exclude<Method, 'CheckPrepared'>]), response.err), response.err.code);
     const res = response.res ?? { message: '', data: Buffer.alloc(0) };
     if (res.data.length > maxDataBytes) {
       return done('retryable', `response data is ${res.data.length} bytes, more than the ${maxDataBytes} allowed`);
@@ -163,6 +162,17 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
     // policy case is caught before any call by the reconciler.
     return done('retryable', (err as Error).message.slice(0, 512));
   }
+}
+
+/** "/kubetx.v1alpha1.TccParticipant/Try" → "kubetx.v1alpha1.TccParticipant". */
+function serviceOf(path: string): string {
+  return path.split('/')[1] ?? path;
+}
+
+function failed(done: (kind: CallOutcome['kind'], message?: string) => CallObservation, c: ReturnType<typeof classifyError>, code: number): CallObservation {
+  const o: CallObservation = { ...done(c.kind, c.message), code: statusName(code) };
+  if (c.reason) o.reason = c.reason;
+  return o;
 }
 
 /** The field path of the message source's endpoint (policy errors name it). */
@@ -205,8 +215,7 @@ async function checkPrepared(
       signal,
     );
     if (response.local) return done(response.local.kind, response.local.message);
-    const kind = classify('CheckPrepared', response.err);
-    if (response.err) return { ...done(kind, describeError(response.err)), code: statusName(response.err.code) };
+    if (response.err) return failed(done, classifyError('CheckPrepared', serviceOf(MessageSourceService.checkPrepared.path), response.err), response.err.code);
     const state = checkStates[response.res?.state ?? CheckPreparedResponse_State.STATE_UNKNOWN];
     if (!state) return done('retryable', `unrecognized CheckPrepared state ${String(response.res?.state)}`);
     return { ...done('ok', `source answered ${state}`), checkState: state };

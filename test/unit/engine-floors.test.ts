@@ -48,8 +48,10 @@ describe('engine duration floors', () => {
     tx.spec.message = { source: { endpoint: { service: { name: 'order', port: 50051 } }, operation: 'createOrder' }, checkAfter: '1ns' };
     const early = stepMessage({ tx, status: undefined, outcomes: [], now: T0 + 5 });
     expect(early.calls).toEqual([]);
-    expect(early.requeueAfterMs).toBe(MIN_CHECK_AFTER_MS - 5);
-    const due = stepMessage({ tx, status: early.status, outcomes: [], now: T0 + MIN_CHECK_AFTER_MS });
+    expect(early.requeueAfterMs).toBe(MIN_CHECK_AFTER_MS);
+    const notYet = stepMessage({ tx, status: early.status, outcomes: [], now: T0 + 5 + MIN_CHECK_AFTER_MS - 1 });
+    expect(notYet.calls).toEqual([]);
+    const due = stepMessage({ tx, status: early.status, outcomes: [], now: T0 + 5 + MIN_CHECK_AFTER_MS });
     expect(due.calls.map((c) => c.method)).toEqual(['CheckPrepared']);
   });
 });

@@ -180,7 +180,7 @@ describe('kubetx.io/abort', () => {
     const tx = sagaTx({ a: [] }, { annotations: { [ABORT_ANNOTATION]: 'changed my mind' } });
     const s = stepSaga({ tx, status: undefined, outcomes: [], now: T0 });
     expect(s.calls).toEqual([]);
-    expect(s.status).toMatchObject({ phase: 'Compensated', decision: 'Compensate', progress: '0/0', abortAcknowledged: 'changed my mind' });
+    expect(s.status).toMatchObject({ phase: 'Compensated', decision: 'Compensate', progress: '1/1', abortAcknowledged: 'changed my mind' });
   });
 
   it('Saga: refused once compensation is decided, or once Completed', () => {

@@ -140,8 +140,12 @@ function simulate(sc: Scenario) {
           expect(c.method).toBe('CheckPrepared');
           expect(c.branch).toBe(SOURCE_BRANCH);
           expect(st.decision).toBeUndefined();
-          expect(now).toBeGreaterThanOrEqual(T0 + ms(sc.checkAfter));
-          expect(now).toBeLessThan(deadline);
+          // Counted from status.startTime: never before creation, at most creationTimestamp's second later.
+          const start = Date.parse(st.startTime!);
+          expect(start).toBeGreaterThanOrEqual(T0);
+          expect(start).toBeLessThanOrEqual(T0 + 1000);
+          expect(now).toBeGreaterThanOrEqual(start + ms(sc.checkAfter));
+          expect(now).toBeLessThan(start - T0 + deadline);
           const before = status?.check?.nextAttemptTime;
           if (before) expect(now).toBeGreaterThanOrEqual(Date.parse(before));
         }

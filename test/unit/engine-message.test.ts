@@ -35,10 +35,11 @@ describe('Message: the upstream decides', () => {
     const s1 = stepMessage({ tx, status: undefined, outcomes: [], now: T0 + 5 });
     expect(s1.calls).toEqual([]);
     expect(s1.persistBeforeCalls).toBe(false);
-    expect(s1.requeueAfterMs).toBe(10_000 - 5);
+    // checkAfter counts from the operator's first look (never before creation, at most 1 s after creationTimestamp).
+    expect(s1.requeueAfterMs).toBe(10_000);
     expect(s1.status).toMatchObject({
       phase: 'Prepared',
-      startTime: iso(T0),
+      startTime: iso(T0 + 5),
       progress: '0/2',
       branches: [
         { name: 'inventory', state: 'Pending', attempts: 0 },

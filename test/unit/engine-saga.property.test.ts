@@ -157,7 +157,9 @@ function simulate(sc: Scenario): RunResult {
       expect(c.attempt).toBe(st.branches!.find((b) => b.name === c.branch)!.attempts);
       if (c.method === 'Execute') {
         expect(st.decision).toBeUndefined();
-        expect(at).toBeLessThan(T0 + timeoutMs);
+        // Counted from status.startTime: never before creation, at most creationTimestamp's second later.
+        expect(Date.parse(st.startTime!)).toBeLessThanOrEqual(T0 + 1000);
+        expect(at).toBeLessThan(Date.parse(st.startTime!) + timeoutMs);
       } else {
         expect(c.method).toBe('Compensate');
         expect(st.decision).toBe('Compensate');

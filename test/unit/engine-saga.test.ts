@@ -75,8 +75,9 @@ describe('Saga compensation', () => {
     expect(s3.persistBeforeCalls).toBe(true);
     // c may have executed (retryable) and has no dependents; a waits for c; e is independent.
     expect(calls(s3)).toEqual(['Compensate c#1', 'Compensate e#1']);
-    expect(states(s3.status)).toEqual({ a: 'Executed', b: 'Refused', c: 'Executing', d: 'Pending', e: 'Executed' });
-    expect(s3.status.progress).toBe('0/3');
+    expect(states(s3.status)).toEqual({ a: 'Executed', b: 'Refused', c: 'Compensating', d: 'Pending', e: 'Compensating' });
+    // Done with compensation: b and d, which never executed.
+    expect(s3.status.progress).toBe('2/5');
     expect(s3.events.map((x) => x.reason)).toEqual(['CallFailed', 'CallFailed', 'Decided']);
 
     const s4 = stepSaga({ tx, status: s3.status, outcomes: s3.calls.map((x) => outcome(x, 'ok', T0 + 3)), now: T0 + 3 });
@@ -84,7 +85,7 @@ describe('Saga compensation', () => {
     const s5 = stepSaga({ tx, status: s4.status, outcomes: [outcome(s4.calls[0]!, 'ok', T0 + 4)], now: T0 + 4 });
     expect(s5.status).toMatchObject({
       phase: 'Compensated',
-      progress: '3/3',
+      progress: '5/5',
       message: 'branch b: Execute refused: no stock',
       completionTime: iso(T0 + 4),
       conditions: [{ status: 'False', reason: 'Compensated' }],
@@ -111,7 +112,7 @@ describe('Saga compensation', () => {
     expect(s4.status.branches![0]!.lastError).toBeUndefined();
     // A late Execute answer after the decision changes nothing.
     const late = stepSaga({ tx, status: s4.status, outcomes: [outcome(s3.calls[0]!, 'ok', T0 + 10_001), { ...outcome(s4.calls[0]!, 'retryable', T0 + 10_001), method: 'Execute' }], now: T0 + 10_001 });
-    expect(states(late.status)).toEqual({ a: 'Executing', b: 'Pending' });
+    expect(states(late.status)).toEqual({ a: 'Compensating', b: 'Pending' });
   });
 
   it('Compensate is retried on any non-OK (refused included) and goes Failed when maxAttempts is spent; decision kept', () => {

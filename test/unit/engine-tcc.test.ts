@@ -22,7 +22,8 @@ describe('TCC happy path', () => {
     ]);
     expect(s1.status).toMatchObject({
       phase: 'Trying',
-      startTime: iso(T0),
+      // The operator's first look, not the truncated creationTimestamp (and never more than 1 s after it).
+      startTime: iso(T0 + 10),
       observedGeneration: 1,
       progress: '0/2',
       conditions: [{ type: 'Succeeded', status: 'Unknown', reason: 'Trying' }],
@@ -31,7 +32,7 @@ describe('TCC happy path', () => {
       { name: 'inventory', state: 'Trying', attempts: 1, lastAttemptTime: iso(T0 + 10) },
       { name: 'credit', state: 'Trying', attempts: 1, lastAttemptTime: iso(T0 + 10) },
     ]);
-    expect(s1.requeueAfterMs).toBe(30_000 - 10);
+    expect(s1.requeueAfterMs).toBe(30_000);
 
     const s2 = stepTcc({
       tx,
@@ -52,7 +53,7 @@ describe('TCC happy path', () => {
       progress: '0/2',
       conditions: [{ type: 'Succeeded', status: 'Unknown', reason: 'Confirming', lastTransitionTime: iso(T0 + 10) }],
     });
-    expect(s2.status.branches![0]).toMatchObject({ state: 'Prepared', attempts: 1, result: 'cmVzLTE=' });
+    expect(s2.status.branches![0]).toMatchObject({ state: 'Confirming', attempts: 1, result: 'cmVzLTE=' });
     expect(s2.events).toEqual([{ type: 'Normal', reason: 'Decided', message: 'Confirm: all 2 branches prepared' }]);
 
     const s3 = stepTcc({
@@ -123,10 +124,10 @@ describe('TCC cancel', () => {
       { branch: 'credit', method: 'Cancel', attempt: 1 },
       { branch: 'shipping', method: 'Cancel', attempt: 1 },
     ]);
-    expect(s2.status.branches!.map((b) => b.state)).toEqual(['Prepared', 'Refused', 'Trying']);
+    expect(s2.status.branches!.map((b) => b.state)).toEqual(['Cancelling', 'Cancelling', 'Cancelling']);
     expect(s2.events).toEqual([
-      { type: 'Warning', reason: 'CallFailed', message: 'branch credit: Try attempt 1 refused: insufficient quota' },
-      { type: 'Warning', reason: 'CallFailed', message: 'branch shipping: Try attempt 1 failed: UNAVAILABLE: connect ECONNREFUSED' },
+      { type: 'Warning', reason: 'CallFailed', message: 'branch credit: Try refused: insufficient quota', branch: 'credit', method: 'Try' },
+      { type: 'Warning', reason: 'CallFailed', message: 'branch shipping: Try failed: UNAVAILABLE: connect ECONNREFUSED', branch: 'shipping', method: 'Try' },
       { type: 'Warning', reason: 'Decided', message: 'Cancel: branch credit: Try refused: insufficient quota' },
     ]);
 
@@ -180,7 +181,7 @@ describe('TCC cancel', () => {
     const s = stepTcc({ tx, status: undefined, outcomes: [], now: T0 + 31_000 });
     expect(s.status).toMatchObject({ phase: 'Cancelling', message: 'timeout 30s passed before every Try succeeded (waiting on: a, b)' });
     expect(s.calls.map((c) => `${c.branch}:${c.method}`)).toEqual(['a:Cancel', 'b:Cancel']);
-    expect(s.status.branches!.map((b) => b.state)).toEqual(['Pending', 'Pending']);
+    expect(s.status.branches!.map((b) => b.state)).toEqual(['Cancelling', 'Cancelling']);
   });
 
   it('Try outcomes that all succeed are confirmed even if the step runs just after the deadline', () => {
@@ -247,20 +248,22 @@ describe('TCC retries', () => {
       failures.push(...s.events.map((e) => `${e.reason}: ${e.message}`));
       expect(s.calls).toEqual([]);
       expect(s.status.decision).toBe('Confirm');
-      expect(s.status.branches![0]).toMatchObject({ state: 'Prepared', attempts: i, lastError: `err ${i}`, nextAttemptTime: iso(now + delay('a', 'Confirm', i)) });
+      expect(s.status.branches![0]).toMatchObject({ state: 'Confirming', attempts: i, lastError: `err ${i}`, nextAttemptTime: iso(now + delay('a', 'Confirm', i)) });
       expect(s.requeueAfterMs).toBe(delay('a', 'Confirm', i));
       now += s.requeueAfterMs!;
       s = stepTcc({ tx, status: s.status, outcomes: [], now });
     }
     expect(failures).toEqual([
-      'CallFailed: branch a: Confirm attempt 1 failed: err 1',
-      'CallFailed: branch a: Confirm attempt 2 failed: err 2',
-      'CallFailed: branch a: Confirm attempt 3 failed: err 3',
+      'CallFailed: branch a: Confirm failed: err 1',
+      'CallFailed: branch a: Confirm failed: err 2',
+      'CallFailed: branch a: Confirm failed: err 3',
     ]);
     expect(s.calls).toEqual([{ branch: 'a', method: 'Confirm', attempt: 4 }]);
     s = stepTcc({ tx, status: s.status, outcomes: [outcome(s.calls[0]!, 'ok', now)], now });
     expect(s.status.phase).toBe('Committed');
-    expect(s.status.branches![0]).toMatchObject({ state: 'Confirmed', attempts: 4, lastError: 'err 3' });
+    expect(s.status.branches![0]).toMatchObject({ state: 'Confirmed', attempts: 4 });
+    // The success clears the failure: a Confirmed branch shows no error.
+    expect(s.status.branches![0]!.lastError).toBeUndefined();
     expect(s.status.branches![0]!.nextAttemptTime).toBeUndefined();
   });
 
