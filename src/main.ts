@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     now,
     defaultTtlMs: flags.defaultTtlMs,
     admission,
-    step: makeStep({ message: { onCheckTimeout: flags.messageCheckTimeoutAction } }),
+    step: makeStep({ message: { onCheckTimeout: flags.messageCheckTimeoutAction }, stall: { afterAttempts: flags.stallAfterAttempts, afterMs: flags.stallAfterMs } }),
   });
   manager = new Manager({ kubeConfig: kc, reconciler, calls, store: apiStore, metrics, logger, workers: flags.workers, namespaces: flags.namespaces, resyncMs: flags.resyncMs });
 
@@ -115,6 +115,7 @@ async function main(): Promise<void> {
   let ready = false;
   if (flags.metricsBindAddress !== '0') {
     metrics.inFlightSource = () => manager!.inFlightCounts();
+    metrics.stalledSource = () => manager!.stalledCounts();
     const { port } = await serveHttp(flags.metricsBindAddress, { registry: metrics.registry });
     addressRules.ownPorts.add(port);
     logger.info({ port }, 'serving /metrics');

@@ -38,6 +38,9 @@ export interface OperatorFlags {
   renewDeadlineMs: number;
   retryPeriodMs: number;
   resyncMs: number;
+  /** --stall-after-attempts / --stall-after: when a transaction whose calls keep failing gets Stalled=True. */
+  stallAfterAttempts: number;
+  stallAfterMs: number;
   identity: string;
   /** 0 = unlimited. */
   maxCallsPerEndpoint: number;
@@ -78,6 +81,8 @@ export const usage = `kubetx operator
   --max-calls-per-endpoint N        participant calls in flight per endpoint; more wait in FIFO order (default 32; 0 = unlimited)
   --max-forward-transactions N      TCC/Saga transactions in their forward phase at once; new ones wait Pending (default 0 = unlimited)
   --message-check-timeout-action A  Message with no answer from CheckPrepared within spec.timeout: Rollback (default) or Fail (a human decides)
+  --stall-after-attempts N          condition Stalled=True once a branch failed N calls in a row in a phase that must succeed (default 5)
+  --stall-after DUR                 ... or once a branch has been failing this long after the phase began (default 10m)
 `;
 
 export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorFlags {
@@ -114,6 +119,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'max-calls-per-endpoint': { type: 'string', default: '32' },
       'max-forward-transactions': { type: 'string', default: '0' },
       'message-check-timeout-action': { type: 'string', default: 'Rollback' },
+      'stall-after-attempts': { type: 'string', default: '5' },
+      'stall-after': { type: 'string', default: '10m' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -140,6 +147,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (checkTimeout !== 'Rollback' && checkTimeout !== 'Fail') {
     throw new Error(`--message-check-timeout-action: want Rollback or Fail, got "${checkTimeout}"`);
   }
+  const stallAttempts = /^\d+$/.test(values['stall-after-attempts']) ? Number(values['stall-after-attempts']) : NaN;
+  if (!Number.isSafeInteger(stallAttempts) || stallAttempts < 1) throw new Error(`--stall-after-attempts: want an integer >= 1, got "${values['stall-after-attempts']}"`);
   const serviceOverrides = new Map<string, string>();
   for (const o of values['service-override']) {
     const m = /^([a-z0-9-]+\.[a-z0-9-]+)=(.+:\d+)$/.exec(o);
@@ -195,6 +204,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     maxCallsPerEndpoint: count('max-calls-per-endpoint'),
     maxForwardTransactions: count('max-forward-transactions'),
     messageCheckTimeoutAction: checkTimeout,
+    stallAfterAttempts: stallAttempts,
+    stallAfterMs: duration('stall-after', values['stall-after']),
   };
   if (flags.defaultCallTimeoutMs > flags.maxCallTimeoutMs) {
     throw new Error(`--default-call-timeout (${values['default-call-timeout']}) must not exceed --max-call-timeout (${values['max-call-timeout']})`);

@@ -15,12 +15,14 @@
  * idempotent, so a dropped outcome costs a repeated call, never a wrong one.
  */
 import type { TransactionStatus } from '../api/types.js';
-import type { Call, CallOutcome } from '../engine/types.js';
+import type { Call, CallOutcome, EventIntent } from '../engine/types.js';
 
 export interface Batch {
   uid: string;
   base: TransactionStatus | undefined;
   stepStatus: TransactionStatus;
+  /** Events of steps whose status is not persisted yet: recorded once it is, dropped with the outcomes. */
+  events: EventIntent[];
   calls: Call[];
   /** Set once every call has ended. */
   outcomes?: CallOutcome[];
@@ -38,9 +40,9 @@ export class CallTracker {
   constructor(private readonly now: () => number = Date.now) {}
 
   /** Starts `calls` for `key`; a batch still running for the key is cancelled first (cannot happen in the reconciler's use). */
-  start(key: string, uid: string, base: TransactionStatus | undefined, stepStatus: TransactionStatus, calls: Call[], run: CallRunner): void {
+  start(key: string, uid: string, base: TransactionStatus | undefined, stepStatus: TransactionStatus, calls: Call[], run: CallRunner, events: EventIntent[] = []): void {
     this.cancel(key);
-    const batch: Batch = { uid, base, stepStatus, calls, abort: new AbortController(), startedAt: this.now() };
+    const batch: Batch = { uid, base, stepStatus, events, calls, abort: new AbortController(), startedAt: this.now() };
     this.batches.set(key, batch);
     void Promise.all(calls.map((c) => run(c, batch.abort.signal))).then(
       (outcomes) => this.settle(key, batch, outcomes),

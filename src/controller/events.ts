@@ -2,18 +2,23 @@
  * Kubernetes Events (events.k8s.io/v1) for transactions, aggregated and
  * rate-limited in the manner of client-go's EventCorrelator:
  *
- *   - a series per (object, type, reason): the first occurrence is created at
- *     once; repeats within `seriesWindowMs` only count in memory, and the count
- *     is written as one series PATCH per series at most every `flushMs`
- *     (a participant failing a thousand times makes one Event and a PATCH every
- *     `flushMs`, not a thousand PATCHes);
+ *   - a series per (object, type, reason, branch, method): the first
+ *     occurrence is created at once; repeats with the same note within
+ *     `seriesWindowMs` only count in memory, and the count is written as one
+ *     series PATCH per series at most every `flushMs` (a participant failing
+ *     a thousand times makes one Event and a PATCH every `flushMs`, not a
+ *     thousand PATCHes). events.k8s.io/v1 forbids editing a note, so a repeat
+ *     with a different note (the error changed) starts a new Event: the
+ *     latest Event of a series always carries the latest error;
  *   - a token bucket per object on Event API requests (`burst`, then one per
  *     `refillMs`, client-go's spam filter), so no transaction can flood the
  *     API server with Events whatever it does; what the bucket refuses is
  *     counted (`kubetx_events_total{result="dropped"}`) and the series count
  *     catches up at the next flush that gets a token.
  *
- * Events are best effort: a failure to record one is logged, never retried.
+ * Events are best effort: a failure to record one is logged and counted
+ * (`result="failed"`), never retried; a series PATCH that finds its Event
+ * gone (expired, deleted) creates it anew with the count so far.
  * `flush()` writes pending counts (on shutdown).
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -27,7 +32,7 @@ export interface EventSink {
   record(tx: DistributedTransaction, intent: EventIntent): void;
 }
 
-export type EventResult = 'created' | 'patched' | 'coalesced' | 'dropped';
+export type EventResult = 'created' | 'patched' | 'coalesced' | 'dropped' | 'failed';
 
 export interface EventRecorderOptions {
   /** A repeat this long after the series began starts a new Event. @default 600_000 */
@@ -53,6 +58,8 @@ interface Regarding {
 interface Series {
   tx: Regarding;
   name: string;
+  /** What the Event says: kept to recreate it, and to tell a repeat from a new error. */
+  intent: EventIntent;
   firstSeen: number;
   /** Occurrences so far, and how many of them the API server has been told of. */
   count: number;
@@ -100,10 +107,14 @@ export class EventRecorder implements EventSink {
   }
 
   record(tx: DistributedTransaction, intent: EventIntent): void {
-    const key = `${tx.metadata.uid}/${intent.type}/${intent.reason}`;
+    const key = `${tx.metadata.uid}/${intent.type}/${intent.reason}/${intent.branch ?? ''}/${intent.method ?? ''}`;
     const now = this.now();
     const existing = this.series.get(key);
-    if (existing && now - existing.firstSeen < this.o.seriesWindowMs) {
+    if (existing && existing.intent.message !== intent.message) {
+      // A new error for the same branch and method: the old series' count goes out, a new Event says what is failing now.
+      void this.flushSeries(key, true);
+      this.forget(key);
+    } else if (existing && now - existing.firstSeen < this.o.seriesWindowMs) {
       existing.count += 1;
       existing.lastSeen = now;
       this.o.onResult?.('coalesced');
@@ -116,12 +127,12 @@ export class EventRecorder implements EventSink {
       return;
     }
     const regarding: Regarding = { apiVersion: tx.apiVersion, kind: tx.kind, metadata: { name: tx.metadata.name, namespace: tx.metadata.namespace, uid: tx.metadata.uid } };
-    const s: Series = { tx: regarding, name: eventName(tx.metadata.name), firstSeen: now, count: 1, written: 1, lastSeen: now };
+    const s: Series = { tx: regarding, name: eventName(tx.metadata.name), intent, firstSeen: now, count: 1, written: 1, lastSeen: now };
     this.series.set(key, s);
     if (this.series.size > this.o.maxSeries) this.forget(this.series.keys().next().value!);
-    void this.create(s, intent).then(
+    void this.create(s).then(
       () => this.o.onResult?.('created'),
-      (err) => this.warn(tx, intent.reason, err),
+      (err) => this.failed(s.tx, intent.reason, err),
     );
   }
 
@@ -132,6 +143,10 @@ export class EventRecorder implements EventSink {
 
   private async flushSeries(key: string, final = false): Promise<void> {
     const s = this.series.get(key);
+    if (s) await this.flushCount(key, s, final);
+  }
+
+  private async flushCount(key: string, s: Series, final: boolean): Promise<void> {
     if (!s) return;
     s.flush?.clear();
     s.flush = undefined;
@@ -139,7 +154,7 @@ export class EventRecorder implements EventSink {
     if (!final && !this.take(s.tx.metadata.uid, this.now())) {
       this.o.onResult?.('dropped');
       // The count is kept: it goes out with the next flush that gets a token.
-      s.flush = setLongTimeout(() => void this.flushSeries(key), this.o.flushMs);
+      if (this.series.get(key) === s) s.flush = setLongTimeout(() => void this.flushSeries(key), this.o.flushMs);
       return;
     }
     const count = s.count;
@@ -156,7 +171,16 @@ export class EventRecorder implements EventSink {
       s.written = Math.max(s.written, count);
       this.o.onResult?.('patched');
     } catch (err) {
-      this.warn(s.tx, key.split('/')[2] ?? '', err);
+      if (statusCode(err) !== 404) return this.failed(s.tx, s.intent.reason, err);
+      // The Event is gone (its TTL passed, or someone deleted it): a new one carries the series on.
+      s.name = eventName(s.tx.metadata.name);
+      try {
+        await this.create(s, count);
+        s.written = Math.max(s.written, count);
+        this.o.onResult?.('created');
+      } catch (again) {
+        this.failed(s.tx, s.intent.reason, again);
+      }
     }
   }
 
@@ -183,12 +207,14 @@ export class EventRecorder implements EventSink {
     this.series.delete(key);
   }
 
-  private warn(tx: Regarding, reason: string, err: unknown): void {
+  private failed(tx: Regarding, reason: string, err: unknown): void {
+    this.o.onResult?.('failed');
     this.logger.warn({ namespace: tx.metadata.namespace, transaction: tx.metadata.name, reason, err: String(err) }, 'could not record event');
   }
 
-  private async create(s: Series, intent: EventIntent): Promise<void> {
-    const { tx } = s;
+  /** Creates the series' Event; with `count` > 1 it carries the series so far (a re-creation). */
+  private async create(s: Series, count = 1): Promise<void> {
+    const { tx, intent } = s;
     await this.api.createNamespacedEvent({
       namespace: tx.metadata.namespace,
       body: {
@@ -200,6 +226,7 @@ export class EventRecorder implements EventSink {
         reason: intent.reason,
         type: intent.type,
         note: intent.message.slice(0, 1024),
+        ...(count > 1 ? { series: { count, lastObservedTime: new k8s.V1MicroTime(s.lastSeen) } } : {}),
         regarding: {
           apiVersion: tx.apiVersion,
           kind: tx.kind,
@@ -210,6 +237,12 @@ export class EventRecorder implements EventSink {
       },
     });
   }
+}
+
+/** The HTTP status of a failed client-node request, if it has one. */
+function statusCode(err: unknown): number | undefined {
+  const code = (err as { code?: unknown; statusCode?: unknown } | null)?.code ?? (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof code === 'number' ? code : undefined;
 }
 
 /** metav1.MicroTime wants exactly six fractional digits. */

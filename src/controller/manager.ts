@@ -15,6 +15,7 @@ import { ResilientInformer } from './informer.js';
 import { slimForCache } from './cache-transform.js';
 import { listInPages } from './list-pages.js';
 import { finalPhases } from './phases.js';
+import { STALLED } from '../engine/stalled.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import type { Reconciler } from './reconciler.js';
@@ -180,6 +181,20 @@ export class Manager {
         const phase = o.status?.phase ?? 'Pending';
         if (finalPhases.has(phase)) continue;
         const key = `${o.spec?.mode ?? 'unknown'}/${phase}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+    }
+    return counts;
+  }
+
+  /** Counts cached transactions with condition Stalled=True, keyed "mode/reason" (for kubetx_transactions_stalled). */
+  stalledCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const inf of this.informers) {
+      for (const o of inf.list() as readonly DistributedTransaction[]) {
+        const c = o.status?.conditions?.find((x) => x?.type === STALLED);
+        if (c?.status !== 'True') continue;
+        const key = `${o.spec?.mode ?? 'unknown'}/${c.reason || 'unknown'}`;
         counts.set(key, (counts.get(key) ?? 0) + 1);
       }
     }

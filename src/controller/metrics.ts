@@ -26,6 +26,22 @@ export class OperatorMetrics {
       if (this.inFlightSource) this.setInFlight(this.inFlightSource());
     },
   });
+  /** Set by the manager: cached transactions with Stalled=True, keyed "mode/reason". */
+  stalledSource?: () => Map<string, number>;
+  readonly stalled = new Gauge({
+    name: 'kubetx_transactions_stalled',
+    help: 'Transactions whose second-phase calls keep failing (condition Stalled=True), by mode and reason (from the informer cache, at scrape time).',
+    labelNames: ['mode', 'reason'],
+    registers: [this.registry],
+    collect: () => {
+      if (!this.stalledSource) return;
+      this.stalled.reset();
+      for (const [key, n] of this.stalledSource()) {
+        const [mode, reason] = key.split('/') as [string, string];
+        this.stalled.set({ mode, reason }, n);
+      }
+    },
+  });
   /** Set at start when flow control is on: what waits for capacity now. */
   flowControlSource?: () => { transactions: number; calls: number };
   readonly flowControlWaiting = new Gauge({
@@ -44,7 +60,7 @@ export class OperatorMetrics {
   readonly queueDepth = new Gauge({ name: 'kubetx_workqueue_depth', help: 'Keys waiting in the work queue.', registers: [this.registry] });
   readonly queueAdds = new Counter({ name: 'kubetx_workqueue_adds_total', help: 'Adds to the work queue.', registers: [this.registry] });
   readonly queueRetries = new Counter({ name: 'kubetx_workqueue_retries_total', help: 'Rate-limited requeues after a failed reconcile.', registers: [this.registry] });
-  readonly events = new Counter({ name: 'kubetx_events_total', help: 'Events by what became of them: created, patched (a series count written), coalesced (counted in memory), dropped (per-object rate limit).', labelNames: ['result'], registers: [this.registry] });
+  readonly events = new Counter({ name: 'kubetx_events_total', help: 'Events by what became of them: created, patched (a series count written), coalesced (counted in memory), dropped (per-object rate limit), failed (the API server refused it; logged).', labelNames: ['result'], registers: [this.registry] });
   readonly leader = new Gauge({ name: 'kubetx_leader_election_master_status', help: '1 while this replica is the leader.', registers: [this.registry] });
 
   constructor() {
@@ -53,7 +69,7 @@ export class OperatorMetrics {
     for (const result of ['ok', 'conflict', 'error']) this.statusWrites.inc({ result }, 0);
     for (const method of ['Try', 'Confirm', 'Cancel'] as Method[]) this.branchCalls.inc({ method, code: 'OK' }, 0);
     for (const result of ['Committed', 'Aborted', 'Failed']) this.transactions.inc({ mode: 'TCC', result }, 0);
-    for (const result of ['created', 'patched', 'coalesced', 'dropped']) this.events.inc({ result }, 0);
+    for (const result of ['created', 'patched', 'coalesced', 'dropped', 'failed']) this.events.inc({ result }, 0);
   }
 
   /** Recomputes kubetx_transactions_in_flight from a snapshot of the cache (called at scrape time). */

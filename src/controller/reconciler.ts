@@ -15,6 +15,12 @@
  * next reconcile steps the engine with their outcomes. A worker is therefore
  * held for API reads and writes only, never for a participant.
  *
+ * Events follow the status: a step's Events are recorded only once this
+ * operator has persisted the status that step produced (a writer that loses
+ * the resourceVersion race records nothing, so two operators never both say
+ * "Decided"); Events of steps whose status is carried in memory across a
+ * batch of calls wait with it, and are dropped with it.
+ *
  * Returns what the queue should do next; never retries by itself.
  */
 import type { Logger } from 'pino';
@@ -115,10 +121,13 @@ export class Reconciler {
 
     let status: TransactionStatus | undefined = tx.status;
     let outcomes: CallOutcome[] = [];
+    /** Events of steps not persisted yet. */
+    let pending: EventIntent[] = [];
     if (settled?.outcomes) {
       if (isDeepStrictEqual(settled.base, tx.status)) {
         status = settled.stepStatus;
         outcomes = settled.outcomes;
+        pending = settled.events;
       } else {
         // Someone else wrote the status while the calls ran: decide again from theirs.
         log.debug({ calls: settled.calls.length }, 'status changed while calls ran; their outcomes are dropped');
@@ -127,13 +136,15 @@ export class Reconciler {
     let out: StepOutput | undefined;
     for (let i = 0; i < maxStepsPerReconcile; i++) {
       out = (deps.step ?? step)({ tx, status, outcomes, now: deps.now() });
-      this.emit(tx, out.events, log);
+      pending = [...pending, ...out.events];
       status = out.status;
       if (out.calls.length === 0) break;
       if (out.persistBeforeCalls) {
         const written = await this.persist(tx, status, log);
         if (!written) return { kind: 'conflict' };
         tx = written;
+        this.emit(tx, pending, log);
+        pending = [];
       }
       log.debug({ phase: status.phase, calls: out.calls.map((c) => `${c.branch}.${c.method}#${c.attempt}`) }, 'calling participants');
       const calling = tx;
@@ -141,7 +152,7 @@ export class Reconciler {
       // One live read of the payloads for the whole batch, and only if the cache dropped them.
       let full: Promise<DistributedTransaction> | undefined;
       const withPayloads = () => (full ??= deps.payloads ? deps.payloads(calling) : Promise.resolve(calling));
-      deps.calls.start(key, tx.metadata.uid, tx.status, status, out.calls, (call, signal) => this.call(withPayloads, call, phase, signal, log));
+      deps.calls.start(key, tx.metadata.uid, tx.status, status, out.calls, (call, signal) => this.call(withPayloads, call, phase, signal, log), pending);
       return { kind: 'done' };
     }
     if (status && !isDeepStrictEqual(status, tx.status)) {
@@ -149,6 +160,8 @@ export class Reconciler {
       if (!written) return { kind: 'conflict' };
       tx = written;
     }
+    // Persisted, or nothing to persist (an answer that changes no status, e.g. a refused request already acknowledged).
+    this.emit(tx, pending, log);
     if (finalPhases.has(tx.status?.phase ?? '')) {
       // A finished transaction may still owe an answer to a request deferred by the engine.
       const r = await this.expireFinished(tx, log);
