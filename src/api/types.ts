@@ -152,6 +152,11 @@ export interface BranchStatus {
   nextAttemptTime?: string;
   /** base64 of what Try/Execute returned in `data` (≤ 4 KiB). */
   result?: string;
+  /**
+   * TCC: the branch's first Try was answered EndpointMisconfigured (its endpoint serves no
+   * TCC participant), so no Try ran there; a Cancel answered the same way counts as done.
+   */
+  endpointMisconfigured?: boolean;
 }
 
 export interface Condition {

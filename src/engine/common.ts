@@ -2,7 +2,7 @@
 import type { BranchState, BranchStatus, Decision, DistributedTransaction, Phase, TransactionStatus } from '../api/types.js';
 import { retryDelayMs, type ResolvedRetryPolicy } from './backoff.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
-import type { CallOutcome, EventIntent, Method, StepInput, StepOutput } from './types.js';
+import type { CallOutcome, EventIntent, Method, OutcomeKind, StepInput, StepOutput } from './types.js';
 
 /** A deep copy to build the next status from; a status that cannot be cloned is used as is (the engine never mutates its input in place). */
 export function clone(status: TransactionStatus): TransactionStatus {
@@ -86,6 +86,7 @@ export function normalizeBranchStatus(name: string, raw: unknown, states: Readon
   const next = validTime(r.nextAttemptTime);
   if (next) b.nextAttemptTime = next;
   if (keepResult && typeof r.result === 'string') b.result = r.result;
+  if (r.endpointMisconfigured === true) b.endpointMisconfigured = true;
   return b;
 }
 
@@ -115,6 +116,19 @@ export function callFailed(branch: string, method: Method, what: string, reason:
 export function refusedEvent(b: BranchStatus, o: CallOutcome): EventIntent {
   return callFailed(b.name, o.method, `${o.method} refused: ${b.lastError ?? 'refused'}`, o.reason ?? 'CallFailed');
 }
+
+/**
+ * How an outcome counts. An EndpointMisconfigured refusal (the endpoint serves
+ * no such gRPC service) means "nothing ran" only on a branch's first call:
+ * after an earlier attempt that failed otherwise — and may have run, behind
+ * another endpoint of the same Service — it is retried like any failure.
+ */
+export function effectiveKind(o: CallOutcome): OutcomeKind {
+  return o.kind === 'refused' && o.reason === 'EndpointMisconfigured' && o.attempt > 1 ? 'retryable' : o.kind;
+}
+
+/** The branch's last error says its endpoint serves no such service (src/participants/classify.ts). */
+export const misconfigured = (b: BranchStatus) => typeof b.lastError === 'string' && b.lastError.startsWith('EndpointMisconfigured');
 
 /**
  * One more call of the branch's current method: `attempts` counts against

@@ -31,7 +31,7 @@ import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMod
 import { boundedText, iso, parseTime, truncate } from './text.js';
 import { startTimeOf } from './start-time.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { basicStatus, countAttempt, dedupeOutcomes, normalizeBranchStatus, refusedEvent, resetForNewMethod, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, countAttempt, dedupeOutcomes, effectiveKind, normalizeBranchStatus, refusedEvent, resetForNewMethod, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Completed', unsuccessful: ['Compensated'] };
@@ -185,7 +185,8 @@ function applyOutcome(w: Work, o: CallOutcome): void {
   // Only the answer to the call in flight counts.
   if (o.attempt !== b.attempts || b.attempts === 0 || b.nextAttemptTime !== undefined) return;
 
-  if (o.kind === 'ok') {
+  const kind = effectiveKind(o);
+  if (kind === 'ok') {
     delete b.lastError;
     if (method === 'Execute') {
       b.state = 'Executed';
@@ -196,7 +197,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
     }
     return;
   }
-  if (o.kind === 'refused' && method === 'Execute') {
+  if (kind === 'refused' && method === 'Execute') {
     b.state = 'Refused';
     b.lastError = boundedText(o.message, 'refused');
     w.events.push(refusedEvent(b, o));

@@ -71,7 +71,7 @@ export function withStalled(input: StepInput, out: StepOutput, options: StallOpt
   const afterAttempts = positive(options.afterAttempts, DEFAULT_STALL_AFTER_ATTEMPTS);
   const afterMs = positive(options.afterMs, DEFAULT_STALL_AFTER_MS);
   const since = parseTime(status.decisionTime) ?? parseTime(status.startTime) ?? now;
-  const stalled = failing.filter((f) => f.permanent || f.failures >= afterAttempts || (f.failures > 0 && now - since >= afterMs));
+  const stalled = failing.filter((f) => (f.permanent && f.failures > 0) || f.failures >= afterAttempts || (f.failures > 0 && now - since >= afterMs));
 
   if (stalled.length === 0 && !(wasStalled && failing.length > 0)) {
     if (!wasStalled) return out;

@@ -27,7 +27,7 @@ import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMod
 import { boundedText, iso, parseTime, truncate } from './text.js';
 import { startTimeOf } from './start-time.js';
 import type { Call, CallOutcome, EventIntent, Method, Step, StepInput, StepOutput } from './types.js';
-import { basicStatus, countAttempt, dedupeOutcomes, normalizeBranchStatus, refusedEvent, resetForNewMethod, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, countAttempt, dedupeOutcomes, effectiveKind, misconfigured, normalizeBranchStatus, refusedEvent, resetForNewMethod, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** For the Succeeded condition. */
 const OUTCOMES: Outcomes = { success: 'Committed', unsuccessful: ['Aborted'] };
@@ -199,7 +199,16 @@ function applyOutcome(w: Work, o: CallOutcome): void {
   if (o.attempt !== b.attempts || b.attempts === 0 || b.nextAttemptTime !== undefined) return;
   if (method === 'Try' && b.state !== 'Trying') return;
 
-  if (o.kind === 'ok') {
+  const kind = effectiveKind(o);
+  if (method === 'Cancel' && o.reason === 'EndpointMisconfigured' && b.endpointMisconfigured) {
+    // The branch's only Try met an endpoint that serves no TCC participant, and so does its Cancel:
+    // no Try ran there, so there is nothing to cancel.
+    delete b.nextAttemptTime;
+    delete b.lastError;
+    b.state = 'Cancelled';
+    return;
+  }
+  if (kind === 'ok') {
     delete b.nextAttemptTime;
     delete b.lastError;
     if (method === 'Try') {
@@ -212,7 +221,7 @@ function applyOutcome(w: Work, o: CallOutcome): void {
     return;
   }
 
-  if (o.kind === 'refused' && method === 'Try') {
+  if (kind === 'refused' && method === 'Try') {
     // A business "no": the only outcome that rolls back by itself.
     b.state = 'Refused';
     b.lastError = boundedText(o.message, 'refused');
@@ -242,7 +251,11 @@ function decide(w: Work, decision: Decision, reason: string): void {
   w.phase = decision === 'Confirm' ? 'Confirming' : 'Cancelling';
   w.decisionTime = iso(w.now);
   w.message = truncate(reason);
-  for (const b of w.branches) resetForNewMethod(b);
+  for (const b of w.branches) {
+    const noTccThere = b.state === 'Refused' && misconfigured(b);
+    resetForNewMethod(b);
+    if (noTccThere) b.endpointMisconfigured = true;
+  }
   const type = decision === 'Confirm' ? 'Normal' : 'Warning';
   w.events.push({ type, reason: 'Decided', message: truncate(`${decision}: ${reason}`) });
 }
