@@ -32,7 +32,7 @@ export interface Classified {
 }
 
 /**
- * `service` is the gRPC service the call needs (e.g. kubetx.v1alpha1.TccParticipant),
+ * `service` is the gRPC service the call needs (e.g. kubetx.v1.TccParticipant),
  * named in the EndpointMisconfigured message so the fix is obvious.
  */
 export function classifyError(method: Method, service: string, err: ServiceError): Classified {
