@@ -80,16 +80,20 @@ export function formatShow(tx: DistributedTransaction, events: k8s.EventsV1Event
   const lines = [
     `Name:       ${tx.metadata.namespace}/${tx.metadata.name}`,
     `Mode:       ${tx.spec.mode}`,
-    `Phase:      ${s.phase ?? 'Pending'}${s.decision ? `   (decision: ${s.decision} at ${s.decisionTime ?? '?'})` : ''}`,
+    // No phase yet: the operator has not reconciled it (status is written by the operator only).
+    `Phase:      ${s.phase ?? '(not reconciled yet)'}${s.decision ? `   (decision: ${s.decision} at ${s.decisionTime ?? '?'})` : ''}`,
     `Started:    ${s.startTime ?? tx.metadata.creationTimestamp ?? '?'}`,
     ...(s.completionTime ? [`Completed:  ${s.completionTime}`] : []),
+    ...(s.progress ? [`Progress:   ${s.progress} branches done with this phase`] : []),
     ...(s.message ? [`Message:    ${s.message}`] : []),
+    ...stalledLine(s.conditions),
     '',
     'Branches:',
   ];
   const rows = [['BRANCH', 'STATE', 'ATTEMPTS', 'LAST ATTEMPT', 'NEXT ATTEMPT', 'LAST ERROR']];
   for (const b of s.branches ?? []) {
-    rows.push([b.name, b.state, String(b.attempts), b.lastAttemptTime ?? '-', b.nextAttemptTime ?? '-', b.lastError ?? '-']);
+    const attempts = b.totalAttempts !== undefined && b.totalAttempts !== b.attempts ? `${b.attempts} (${b.totalAttempts} in all)` : String(b.attempts);
+    rows.push([b.name, b.state, attempts, b.lastAttemptTime ?? '-', b.nextAttemptTime ?? '-', b.lastError ?? '-']);
   }
   lines.push(...table(rows).map((r) => `  ${r}`));
   const sorted = [...events].sort((a, b) => String(a.eventTime ?? '').localeCompare(String(b.eventTime ?? '')));
@@ -101,6 +105,11 @@ export function formatShow(tx: DistributedTransaction, events: k8s.EventsV1Event
     }
   }
   return lines.join('\n');
+}
+
+function stalledLine(conditions: NonNullable<DistributedTransaction['status']>['conditions']): string[] {
+  const c = conditions?.find((x) => x.type === 'Stalled');
+  return c?.status === 'True' ? [`Stalled:    since ${c.lastTransitionTime} (${c.reason}): ${c.message}`] : [];
 }
 
 function table(rows: string[][]): string[] {
