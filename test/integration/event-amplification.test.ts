@@ -58,7 +58,8 @@ describe('Events per transaction are bounded', () => {
     // Before: one PATCH per failed call (≥ 640 here). Now a series per failing branch, and never more
     // Event writes for one object than its token bucket's burst (25) allows.
     expect(written).toBeLessThanOrEqual(25);
-    expect(coalesced + dropped).toBeGreaterThanOrEqual(600);
+    // Most of the 640 failures are accounted for (those of the latest steps wait for their status write).
+    expect(coalesced + dropped).toBeGreaterThanOrEqual(500);
 
     // On SIGTERM the pending counts are flushed: each Event names one branch and says how often it failed.
     await operator.kill('SIGTERM');
