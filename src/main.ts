@@ -8,6 +8,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { reuseConnections } from './controller/kube-agent.js';
 import { EventRecorder } from './controller/events.js';
+import { withEventLevel } from './controller/event-level.js';
 import { serveHttp } from './controller/http.js';
 import { LeaderElector } from './controller/leader.js';
 import { Manager } from './controller/manager.js';
@@ -76,7 +77,8 @@ async function main(): Promise<void> {
   const tlsSecrets = tlsSecretCache ? new TlsSecretCache(tlsSecretCache) : undefined;
   const payloadSecretCache = flags.readPayloadSecrets ? new LabelledSecretCache(kc, flags.namespaces, PAYLOAD_SECRET_LABEL, logger) : undefined;
   const calls = new CallTracker(now);
-  const events = new EventRecorder(kc, logger, flags.identity, now, { onResult: (result) => metrics.events.inc({ result }) });
+  const recorder = new EventRecorder(kc, logger, flags.identity, now, { onResult: (result) => metrics.events.inc({ result }) });
+  const events = withEventLevel(recorder, flags.events, () => metrics.events.inc({ result: 'skipped' }));
   const reconciler = new Reconciler({
     calls,
     payloads: livePayloads(kc),
@@ -152,7 +154,7 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 30_000);
     force.unref();
     await manager?.stop().catch(() => undefined);
-    await events.flush().catch(() => undefined);
+    await recorder.flush().catch(() => undefined);
     await elector?.release();
     pool.close();
     process.exit(0);

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parseDuration, type CheckTimeoutAction } from '../engine/index.js';
 import { parseCidr, splitHostPort, type Cidr } from '../participants/address-policy.js';
+import { EVENT_LEVELS, type EventLevel } from '../controller/event-level.js';
 
 export interface OperatorFlags {
   kubeconfig?: string;
@@ -40,6 +41,8 @@ export interface OperatorFlags {
   resyncMs: number;
   /** --stall-after-attempts / --stall-after: when a transaction whose calls keep failing gets Stalled=True. */
   stallAfterAttempts: number;
+  /** --events: which Events are recorded. */
+  events: EventLevel;
   stallAfterMs: number;
   identity: string;
   /** 0 = unlimited. */
@@ -81,6 +84,9 @@ export const usage = `kubetx operator
   --max-calls-per-endpoint N        participant calls in flight per endpoint; more wait in FIFO order (default 32; 0 = unlimited)
   --max-forward-transactions N      TCC/Saga transactions in their forward phase at once; new ones wait Pending (default 0 = unlimited)
   --message-check-timeout-action A  Message with no answer from CheckPrepared within spec.timeout: Rollback (default) or Fail (a human decides)
+  --events LEVEL                    which Events to record: warnings (default: failures, rollbacks, escalations,
+                                    refusals, answers to people), changes (also each transaction's Normal outcome),
+                                    all (also the Normal decisions). The status is the audit trail either way
   --stall-after-attempts N          condition Stalled=True once a branch failed N calls in a row in a phase that must succeed (default 5)
   --stall-after DUR                 ... or once a branch has been failing this long after the phase began (default 10m)
 `;
@@ -120,6 +126,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'max-forward-transactions': { type: 'string', default: '0' },
       'message-check-timeout-action': { type: 'string', default: 'Rollback' },
       'stall-after-attempts': { type: 'string', default: '5' },
+      events: { type: 'string', default: 'warnings' },
       'stall-after': { type: 'string', default: '10m' },
       help: { type: 'boolean', default: false },
     },
@@ -149,6 +156,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   const stallAttempts = /^\d+$/.test(values['stall-after-attempts']) ? Number(values['stall-after-attempts']) : NaN;
   if (!Number.isSafeInteger(stallAttempts) || stallAttempts < 1) throw new Error(`--stall-after-attempts: want an integer >= 1, got "${values['stall-after-attempts']}"`);
+  if (!(EVENT_LEVELS as readonly string[]).includes(values.events)) throw new Error(`--events: want ${EVENT_LEVELS.join(', ')}, got "${values.events}"`);
   const serviceOverrides = new Map<string, string>();
   for (const o of values['service-override']) {
     const m = /^([a-z0-9-]+\.[a-z0-9-]+)=(.+:\d+)$/.exec(o);
@@ -205,6 +213,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     maxForwardTransactions: count('max-forward-transactions'),
     messageCheckTimeoutAction: checkTimeout,
     stallAfterAttempts: stallAttempts,
+    events: values.events as EventLevel,
     stallAfterMs: duration('stall-after', values['stall-after']),
   };
   if (flags.defaultCallTimeoutMs > flags.maxCallTimeoutMs) {

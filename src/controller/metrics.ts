@@ -60,7 +60,7 @@ export class OperatorMetrics {
   readonly queueDepth = new Gauge({ name: 'kubetx_workqueue_depth', help: 'Keys waiting in the work queue.', registers: [this.registry] });
   readonly queueAdds = new Counter({ name: 'kubetx_workqueue_adds_total', help: 'Adds to the work queue.', registers: [this.registry] });
   readonly queueRetries = new Counter({ name: 'kubetx_workqueue_retries_total', help: 'Rate-limited requeues after a failed reconcile.', registers: [this.registry] });
-  readonly events = new Counter({ name: 'kubetx_events_total', help: 'Events by what became of them: created, patched (a series count written), coalesced (counted in memory), dropped (per-object rate limit), failed (the API server refused it; logged).', labelNames: ['result'], registers: [this.registry] });
+  readonly events = new Counter({ name: 'kubetx_events_total', help: 'Events by what became of them: created, patched (a series count written), coalesced (counted in memory), dropped (per-object rate limit), failed (the API server refused it; logged), skipped (not asked for by --events).', labelNames: ['result'], registers: [this.registry] });
   readonly leader = new Gauge({ name: 'kubetx_leader_election_master_status', help: '1 while this replica is the leader.', registers: [this.registry] });
 
   constructor() {
@@ -69,7 +69,7 @@ export class OperatorMetrics {
     for (const result of ['ok', 'conflict', 'error']) this.statusWrites.inc({ result }, 0);
     for (const method of ['Try', 'Confirm', 'Cancel'] as Method[]) this.branchCalls.inc({ method, code: 'OK' }, 0);
     for (const result of ['Committed', 'Aborted', 'Failed']) this.transactions.inc({ mode: 'TCC', result }, 0);
-    for (const result of ['created', 'patched', 'coalesced', 'dropped', 'failed']) this.events.inc({ result }, 0);
+    for (const result of ['created', 'patched', 'coalesced', 'dropped', 'failed', 'skipped']) this.events.inc({ result }, 0);
   }
 
   /** Recomputes kubetx_transactions_in_flight from a snapshot of the cache (called at scrape time). */

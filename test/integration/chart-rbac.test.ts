@@ -143,6 +143,8 @@ describe('chart: lint, render, schema', () => {
         clusterDomain: 'corp.example',
         flowControl: { maxCallsPerEndpoint: 8, maxForwardTransactions: 100 },
         message: { checkTimeoutAction: 'Fail' },
+        stalled: { afterAttempts: 7, after: '3m' },
+        events: 'all',
         leaderElection: { leaseName: 'tx-lease', leaseDuration: '30s', renewDeadline: '20s', retryPeriod: '4s' },
       },
     });
@@ -167,6 +169,9 @@ describe('chart: lint, render, schema', () => {
       maxCallsPerEndpoint: 8,
       maxForwardTransactions: 100,
       messageCheckTimeoutAction: 'Fail',
+      stallAfterAttempts: 7,
+      stallAfterMs: 180_000,
+      events: 'all',
     });
     const off = renderChart({ release: 'tx', namespace: 'ops', values: { replicaCount: 1, leaderElection: { enabled: false } } });
     expect(parseFlags(operatorContainer(off).args ?? [], {}).leaderElect).toBe(false);
@@ -387,7 +392,8 @@ describe('chart on the real API server', () => {
     let inst: Awaited<ReturnType<typeof install>>;
     let txNs: string;
     beforeAll(async () => {
-      inst = await install(`kt-${suffix()}`, { endpointPolicy: { allowRawAddresses: true, allowAddressCidrs: ['127.0.0.0/8'] } });
+      // events: all, so the happy path records Events too and the chart's Event RBAC is exercised.
+      inst = await install(`kt-${suffix()}`, { events: 'all', endpointPolicy: { allowRawAddresses: true, allowAddressCidrs: ['127.0.0.0/8'] } });
       txNs = await freshNamespace(admin, 'chart-tx');
     });
     afterAll(stopOperators);

@@ -67,7 +67,8 @@ describe('Events follow persisted status', () => {
   it('two operators racing on 12 transactions: exactly one Decided Event each', async () => {
     const ns = await freshNamespace(kc, 'race');
     // No leader election: both reconcile everything, as two operators installed by mistake would.
-    operators = await Promise.all([0, 1].map(() => startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns] })));
+    // --events all: the Normal Decided Event of a Confirm is recorded too.
+    operators = await Promise.all([0, 1].map(() => startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns], args: ['--events', 'all'] })));
     const names = Array.from({ length: 12 }, (_, i) => `race-${i}`);
     await Promise.all(names.map((n) => txs.create(tcc(ns, n, ['a', 'b']))));
     for (const n of names) expect((await txs.untilPhase(ns, n, terminal)).status?.phase).toBe('Committed');

@@ -62,7 +62,8 @@ beforeAll(async () => {
   order = await startOrderService({ dbPath: join(dir, 'order.db'), address: '127.0.0.1:0', logger });
   inventory = await startReceiver({ name: 'inventory', dbPath: join(dir, 'inventory.db'), address: '127.0.0.1:0', logger });
   credit = await startReceiver({ name: 'credit', dbPath: join(dir, 'credit.db'), address: '127.0.0.1:0', logger });
-  operator = await startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns] });
+  // --events all: these tests read the Normal Decided/Delivered Events too.
+  operator = await startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns], args: ['--events', 'all'] });
 });
 
 afterAll(async () => {
