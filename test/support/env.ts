@@ -40,3 +40,34 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * Polls `probe` until it returns a value other than undefined, like
+ * `eventually`, but judges progress instead of a wall-clock total: it gives up
+ * only once `lastProgress()` (when the awaited work last moved) is more than
+ * `stallMs` ago, so a loaded machine that is merely slow still passes. The
+ * error says what `describe` reports about the stall.
+ */
+export async function whileProgressing<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  lastProgress: () => number,
+  stallMs: number,
+  describe: () => Promise<string> = async () => '',
+): Promise<T> {
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    const quiet = Date.now() - lastProgress();
+    if (quiet > stallMs) {
+      const detail = await describe().catch((err: unknown) => `(could not describe the stall: ${String(err)})`);
+      throw new Error(`no progress for ${quiet} ms (stall window ${stallMs} ms) waiting for ${what}${last ? `: ${String(last)}` : ''}\n${detail}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
