@@ -62,6 +62,8 @@ describe('chart: lint, render, schema', () => {
       'ClusterRole/kubetx-view',
       'ClusterRoleBinding/kubetx',
       'Deployment/kubetx',
+      'MutatingAdmissionPolicy/kubetx-finalizer',
+      'MutatingAdmissionPolicyBinding/kubetx-finalizer',
       'Role/kubetx-leader-election',
       'RoleBinding/kubetx-leader-election',
       'Service/kubetx-metrics',
@@ -183,6 +185,8 @@ describe('chart: lint, render, schema', () => {
     // Only the tenant roles (bound by no one until a tenant's RoleBinding) are cluster-scoped.
     expect(r.all('ClusterRole').map((o) => o.metadata.name).sort()).toEqual(['kubetx-edit', 'kubetx-view']);
     expect(r.all('ClusterRoleBinding')).toEqual([]);
+    // The finalizer policy is cluster-wide and would hold transactions in namespaces no operator serves.
+    expect(r.all('MutatingAdmissionPolicy')).toEqual([]);
     const roles = r.all('Role').map((o) => `${o.metadata.namespace}/${o.metadata.name}`).sort();
     expect(roles).toEqual(['billing/kubetx', 'kubetx-system/kubetx-leader-election', 'shop/kubetx']);
     for (const ns of ['shop', 'billing']) {
@@ -249,6 +253,13 @@ describe('chart: lint, render, schema', () => {
     const doc = on.yaml.split(/^---$/m).find((d) => /kind: NetworkPolicy/.test(d))!;
     const applied = applyServerSide(kubeconfigPath(), doc);
     expect(applied.status, applied.stderr).toBe(0);
+  });
+
+  it('finalizerPolicy: rendered for Kubernetes >= 1.36 only, and off when disabled (the operator then writes the finalizer)', () => {
+    const kinds = (r: ReturnType<typeof renderChart>) => r.objects.map((o) => o.kind).filter((k) => k.startsWith('MutatingAdmissionPolicy')).sort();
+    expect(kinds(renderChart({ release: 'kubetx', namespace: 'kubetx-system' }))).toEqual(['MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding']);
+    expect(kinds(renderChart({ release: 'kubetx', namespace: 'kubetx-system', kubeVersion: 'v1.35.3' }))).toEqual([]);
+    expect(kinds(renderChart({ release: 'kubetx', namespace: 'kubetx-system', values: { finalizerPolicy: { enabled: false } } }))).toEqual([]);
   });
 
   it('refuses Kubernetes older than 1.30', () => {
@@ -346,7 +357,8 @@ describe('chart on the real API server', () => {
     const releaseNs = await restrictedNamespace('kubetx-system');
     // The status guard is cluster-wide and would refuse the admin status writes of the other test files
     // sharing this control plane; it and the tenant roles are tested in status-guard.test.ts (bound to its namespace).
-    const tenantSide = { statusGuard: { enabled: false }, tenantRoles: { enabled: false } };
+    // The finalizer policy is cluster-wide too (tested in finalizer-policy.test.ts).
+    const tenantSide = { statusGuard: { enabled: false }, tenantRoles: { enabled: false }, finalizerPolicy: { enabled: false } };
     const rendered = renderChart({ release, namespace: releaseNs, values: { ...tenantSide, ...values } });
     const applied = applyServerSide(adminPath, rendered.yaml);
     const sa = rendered.one('ServiceAccount').metadata.name;

@@ -66,12 +66,14 @@ export interface RenderOptions {
   release: string;
   namespace: string;
   values?: Record<string, unknown>;
+  /** The cluster version helm renders for (default: the test control plane's). */
+  kubeVersion?: string;
 }
 
 /** `helm template` (no CRDs); values go in as JSON on stdin. Returns the run for failures. */
 export function templateChart(opts: RenderOptions): Run {
   return helm(
-    ['template', opts.release, chartDir, '--namespace', opts.namespace, '--kube-version', kubeVersion, '--values', '-'],
+    ['template', opts.release, chartDir, '--namespace', opts.namespace, '--kube-version', opts.kubeVersion ?? kubeVersion, '--values', '-'],
     JSON.stringify(opts.values ?? {}),
   );
 }
