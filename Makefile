@@ -39,8 +39,13 @@ typecheck:
 
 # Benchmarks against the real control plane (etcd fsync on); under 10 minutes on 2 cores.
 # Prints every figure and appends them to bench/RESULTS.md. One figure: npm run bench -- <scenario>
+# A/B against any git ref, alternating rounds in one run: make bench BASELINE=<ref>
 bench: setup
+ifdef BASELINE
+	KUBETX_BENCH_BASELINE=$(BASELINE) npx tsx bench/run.ts ceiling,ab
+else
 	npx tsx bench/run.ts all
+endif
 
 # Fault-injection suite, long version (operator/leader SIGKILLs, participant faults, kube-apiserver and etcd
 # restarts, racing replicas, misbehaving participants); see docs/chaos.md. The short version runs in `make integration`.

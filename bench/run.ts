@@ -19,7 +19,9 @@ import { startOperator, counterValue, type OperatorProcess } from '../test/suppo
 import { repoRoot } from '../test/support/testenv-paths.js';
 import { controlPlanePids, cpuDelta, cpuSnapshot, type CpuSnapshot } from './lib/cpu.js';
 import { etcdUrl, readStored, seedCopies } from './lib/etcd.js';
-import { Api, diffRequests, metricValue, parseRequestTotals, sumRequests, type RequestCounts } from './lib/kube.js';
+import { Api, diffRequests, metricValue } from './lib/kube.js';
+import { abFigure } from './ab.js';
+import { measure, perTx, requests, type PerTx } from './lib/per-tx.js';
 import { closedLoop, createTx, latencies, openLoop, Tracker, type LoadResult } from './lib/load.js';
 import { successPhase, transaction, txPath, type TxOptions } from './lib/manifests.js';
 import { startParticipants, type ParticipantSet } from './lib/participants.js';
@@ -43,8 +45,11 @@ const SCALE_REAL_MS = Number(process.env.KUBETX_BENCH_SCALE_REAL_MS ?? 40_000);
 const RUN_BUDGET_MS = Number(process.env.KUBETX_BENCH_BUDGET_MS ?? 560_000);
 const runStart = performance.now();
 
-const SCENARIOS = ['ceiling', 'throughput', 'writes', 'latency', 'slow', 'naive', 'saga', 'notify', 'profile', 'scale'] as const;
+const SCENARIOS = ['ceiling', 'throughput', 'writes', 'latency', 'slow', 'naive', 'saga', 'notify', 'profile', 'scale', 'ab'] as const;
 type Scenario = (typeof SCENARIOS)[number];
+/** `ab` compares against a baseline ref (KUBETX_BENCH_BASELINE, `make bench BASELINE=<ref>`): not part of `all`. */
+const ALL: Scenario[] = SCENARIOS.filter((s) => s !== 'ab');
+const BASELINE = process.env.KUBETX_BENCH_BASELINE;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
@@ -95,49 +100,8 @@ async function newNamespace(api: Api, prefix: string): Promise<string> {
   return name;
 }
 
-/** API requests per transaction, from the API server's own apiserver_request_total. */
-interface PerTx {
-  statusPut: number;
-  statusPutOk: number;
-  statusConflicts: number;
-  mainByVerb: Record<string, number>;
-  events: number;
-  /** Every mutating request (POST/PUT/PATCH/DELETE) that succeeded, of any resource: what etcd had to write. */
-  allWrites: number;
-}
-
-function perTx(d: RequestCounts, n: number): PerTx {
-  const dtx = (l: Record<string, string>) => l.resource === 'distributedtransactions';
-  const ok = (l: Record<string, string>) => /^2/.test(l.code ?? '');
-  const statusPut = sumRequests(d, (l) => dtx(l) && l.subresource === 'status' && l.verb === 'PUT');
-  const statusPutOk = sumRequests(d, (l) => dtx(l) && l.subresource === 'status' && l.verb === 'PUT' && ok(l));
-  const statusConflicts = sumRequests(d, (l) => dtx(l) && l.subresource === 'status' && l.code === '409');
-  const mainByVerb: Record<string, number> = {};
-  for (const x of d) if (dtx(x.labels) && !x.labels.subresource) mainByVerb[x.labels.verb!] = (mainByVerb[x.labels.verb!] ?? 0) + x.value / n;
-  const events = sumRequests(d, (l) => l.resource === 'events' && ['POST', 'PATCH', 'PUT'].includes(l.verb ?? '') && ok(l));
-  const allWrites = sumRequests(d, (l) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(l.verb ?? '') && ok(l) && l.resource !== 'tokenreviews' && l.resource !== 'subjectaccessreviews');
-  return { statusPut: statusPut / n, statusPutOk: statusPutOk / n, statusConflicts: statusConflicts / n, mainByVerb, events: events / n, allWrites: allWrites / n };
-}
-
-async function requests(api: Api): Promise<RequestCounts> {
-  return parseRequestTotals(await api.metrics());
-}
-
 /** Runs `body`, returning its result and the API requests per transaction it caused. */
-async function measured<T extends LoadResult>(ctx: Ctx, body: () => Promise<T>): Promise<{ r: T; per: PerTx; opWrites: number; cpu: CpuSnapshot }> {
-  const before = await requests(ctx.api);
-  const opBefore = counterValue(await ctx.op.metrics(), 'kubetx_status_writes_total');
-  const pids = { ...ctx.pids, operator: ctx.op.child.pid };
-  const cpu0 = cpuSnapshot(pids);
-  const r = await body();
-  // Events are recorded asynchronously after the status write: let them land.
-  await sleep(1500);
-  const cpu1 = cpuSnapshot(pids);
-  const after = await requests(ctx.api);
-  const opAfter = counterValue(await ctx.op.metrics(), 'kubetx_status_writes_total');
-  const n = r.samples.length || 1;
-  return { r, per: perTx(diffRequests(before, after), n), opWrites: (opAfter - opBefore) / n, cpu: cpuDelta(cpu0, cpu1, n) };
-}
+const measured = <T extends LoadResult>(ctx: Ctx, body: () => Promise<T>) => measure(ctx.api, ctx.op, ctx.pids, body);
 
 const cpuText = (c: CpuSnapshot) => `${f1(c.operator)} / ${f1(c.apiserver)} / ${f1(c.etcd)} / ${f1(c.bench)}`;
 
@@ -576,6 +540,26 @@ async function scale(ctx: Ctx): Promise<void> {
   );
 }
 
+async function ab(ctx: Ctx): Promise<void> {
+  if (!BASELINE) throw new Error('the ab scenario needs a baseline: KUBETX_BENCH_BASELINE=<git ref> (make bench BASELINE=<ref>)');
+  ctx.md.push(
+    await abFigure(
+      {
+        api: ctx.api,
+        kubeconfig: ctx.cp.kubeconfigPath,
+        controlPlane: ctx.pids,
+        addresses: ctx.fast.addresses,
+        operatorArgs: operatorArgs(),
+        operatorEnv: operatorEnv(ctx.profileDir),
+        newNamespace: (prefix) => newNamespace(ctx.api, prefix),
+        say,
+        ceiling: ctx.ceiling?.writesPerSec,
+      },
+      BASELINE,
+    ),
+  );
+}
+
 // ---------------------------------------------------------------- run
 
 /** The benchmark's preload (bench/lib/cpu-profile.cjs): CPU profile on SIGUSR2, full GC on SIGWINCH. */
@@ -608,7 +592,7 @@ function machine(cp?: ControlPlane) {
 
 async function main(): Promise<void> {
   const arg = process.argv[2] ?? 'all';
-  const chosen: Scenario[] = arg === 'all' ? [...SCENARIOS] : arg.split(',').map((s) => {
+  const chosen: Scenario[] = arg === 'all' ? ALL : arg.split(',').map((s) => {
     if (!(SCENARIOS as readonly string[]).includes(s)) {
       process.stderr.write(`usage: npm run bench -- <${SCENARIOS.join('|')}|all> (comma-separated for several)\n`);
       process.exit(2);
@@ -661,13 +645,15 @@ async function main(): Promise<void> {
       else if (s === 'notify') await modeFigure(ctx, 'Notify', 'Notify, 4 branches');
       else if (s === 'profile') await profile(ctx);
       else if (s === 'scale') await scale(ctx);
+      else if (s === 'ab') await ab(ctx);
       process.stderr.write(`[bench] ${s} took ${((Date.now() - t) / 1000).toFixed(0)} s\n`);
     }
 
     const totalSecs = (Date.now() - started) / 1000;
     const loadAfter = execFileSync('uptime', { encoding: 'utf8' }).trim();
     say(`done in ${totalSecs.toFixed(0)} s; ${loadAfter}`);
-    const cmd = arg === 'all' ? '`make bench` (= `npx tsx bench/run.ts all`)' : `\`npm run bench -- ${arg}\``;
+    const cmd =
+      arg === 'all' ? '`make bench` (= `npx tsx bench/run.ts all`)' : `\`${chosen.includes('ab') ? `KUBETX_BENCH_BASELINE=${BASELINE} ` : ''}npm run bench -- ${arg}\``;
     const header = [
       `## ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}: ${cmd}`,
       '',

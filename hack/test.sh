@@ -15,8 +15,14 @@ npx --no-install tsc -p tsconfig.json --noEmit || exit 1
 step "build (tsc → dist/)"
 npx --no-install tsc -p tsconfig.build.json || exit 1
 step "tests (vitest: unit, then integration against the real control plane)"
-# Control-plane processes that were already running (another checkout's tests) are not ours.
-before=$( (pgrep -x kube-apiserver; pgrep -x etcd) | sort)
+# Our control-plane processes inherit this marker; another checkout's tests running beside
+# this one (before or after us) have their own, so their processes are not counted as ours.
+export KUBETX_TEST_RUN="$$-$RANDOM-$(date +%s)"
+ours() {
+  for p in $(pgrep -x kube-apiserver; pgrep -x etcd); do
+    tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "KUBETX_TEST_RUN=$KUBETX_TEST_RUN" && echo "$p"
+  done
+}
 npx --no-install vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json "$@"
 rc=$?
 if [ -f .tmp/vitest.json ]; then
@@ -26,8 +32,7 @@ if [ -f .tmp/vitest.json ]; then
     if (r.numTotalTests === 0) process.exit(1);
   ' || rc=1
 fi
-after=$( (pgrep -x kube-apiserver; pgrep -x etcd) | sort)
-leftover=$(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')
+leftover=$(ours | tr '\n' ' ')
 if [ -n "${leftover// /}" ]; then
   echo "test harness left control-plane processes running: $leftover" >&2
   rc=1

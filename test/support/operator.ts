@@ -30,6 +30,8 @@ export interface OperatorOptions {
   allowRawAddresses?: boolean;
   /** Options for node itself (e.g. a heap limit), before the script. */
   nodeArgs?: string[];
+  /** Another checkout to run the operator from (the benchmark's A/B baseline). @default this repository */
+  root?: string;
 }
 
 const running = new Set<ChildProcess>();
@@ -40,7 +42,7 @@ process.on('exit', () => {
 export async function startOperator(opts: OperatorOptions): Promise<OperatorProcess> {
   const args = [
     ...(opts.nodeArgs ?? []),
-    '--import', 'tsx', join(repoRoot, 'src/main.ts'),
+    '--import', 'tsx', join(opts.root ?? repoRoot, 'src/main.ts'),
     '--kubeconfig', opts.kubeconfig,
     '--metrics-bind-address', '127.0.0.1:0',
     '--health-probe-bind-address', '127.0.0.1:0',
@@ -49,7 +51,7 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorProc
     ...(opts.namespaces?.length ? ['--namespaces', opts.namespaces.join(',')] : []),
     ...(opts.args ?? []),
   ];
-  const child = spawn(process.execPath, args, { cwd: repoRoot, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: opts.root ?? repoRoot, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   child.on('exit', () => running.delete(child));
   const lines: Array<Record<string, unknown>> = [];

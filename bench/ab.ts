@@ -1,0 +1,221 @@
+/**
+ * A/B: the operator of a baseline (any git ref, checked out as a worktree) and
+ * of the working tree, on one control plane, measured in alternating rounds
+ * (A B B A A B …) so that both see the same machine while its load moves.
+ *
+ * Each side runs as it installs by default: its own operator defaults (plus
+ * the benchmark's --workers / --resync-period) and, when that side's chart
+ * renders one, its MutatingAdmissionPolicy (the finalizer policy), bound to
+ * that side's namespace only. The CRD is cluster-wide and shared: the working
+ * tree's (the run says when the baseline's differs).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments, stringify } from 'yaml';
+import type { DistributedTransaction } from '../src/api/types.js';
+import { applyServerSide, helm, kubeVersion } from '../test/support/chart.js';
+import { startOperator, type OperatorProcess } from '../test/support/operator.js';
+import { repoRoot } from '../test/support/testenv-paths.js';
+import type { CpuSnapshot } from './lib/cpu.js';
+import type { Api } from './lib/kube.js';
+import { closedLoop, createTx, latencies, Tracker } from './lib/load.js';
+import { transaction, txPath } from './lib/manifests.js';
+import { measure, type PerTx } from './lib/per-tx.js';
+
+export interface AbEnv {
+  api: Api;
+  kubeconfig: string;
+  controlPlane: { etcd?: number; apiserver?: number };
+  addresses: string[];
+  operatorArgs: string[];
+  operatorEnv: NodeJS.ProcessEnv;
+  newNamespace(prefix: string): Promise<string>;
+  say(line: string): void;
+  /** Raw status writes/s of this run's API server (the ceiling figure), when measured. */
+  ceiling?: number;
+}
+
+interface Side {
+  label: string;
+  /** What it runs: a ref and commit, or "working tree". */
+  what: string;
+  root: string;
+  ns: string;
+  tracker: Tracker;
+  op: OperatorProcess;
+  finalizerPolicy: boolean;
+}
+
+interface Round {
+  side: string;
+  branches: number;
+  txPerSec: number;
+  p50: number;
+  per: PerTx;
+  cpu: CpuSnapshot;
+  n: number;
+}
+
+const ROUNDS = Number(process.env.KUBETX_BENCH_AB_ROUNDS ?? 3);
+const CONCURRENCY = Number(process.env.KUBETX_BENCH_AB_CLIENTS ?? 64);
+const STEP_MS = Number(process.env.KUBETX_BENCH_STEP_MS ?? 8_000);
+const BRANCHES = [4, 16];
+
+const git = (args: string[], cwd = repoRoot) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
+const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
+const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
+const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : 'n/a');
+
+/** A detached worktree of `ref` under .tmp/, sharing this checkout's node_modules. */
+export function baselineCheckout(ref: string): { root: string; commit: string; notes: string[] } {
+  const commit = git(['rev-parse', '--verify', `${ref}^{commit}`]);
+  const root = join(repoRoot, '.tmp', 'bench-baseline', commit.slice(0, 12));
+  if (!existsSync(join(root, 'src/main.ts'))) {
+    mkdirSync(join(repoRoot, '.tmp', 'bench-baseline'), { recursive: true });
+    git(['worktree', 'add', '--detach', '--force', root, commit]);
+  }
+  if (!existsSync(join(root, 'node_modules'))) symlinkSync(join(repoRoot, 'node_modules'), join(root, 'node_modules'), 'dir');
+  const notes: string[] = [];
+  const differs = (path: string) => {
+    try {
+      execFileSync('git', ['diff', '--quiet', commit, '--', path], { cwd: repoRoot });
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  if (differs('package-lock.json')) notes.push('its package-lock.json differs from the working tree\'s; it runs with the working tree\'s node_modules');
+  if (differs('crds')) notes.push('its CRD differs from the working tree\'s; both sides run against the working tree\'s CRD (one cluster-wide object)');
+  return { root, commit, notes };
+}
+
+/** The side's chart's MutatingAdmissionPolicy objects, if it renders any, bound to `ns` alone. */
+function applyFinalizerPolicy(env: AbEnv, root: string, release: string, ns: string): boolean {
+  const r = helm(['template', release, join(root, 'charts/kubetx'), '--namespace', 'kubetx-system', '--kube-version', kubeVersion]);
+  if (r.status !== 0) throw new Error(`helm template ${root}: ${r.stderr}`);
+  const objs = parseAllDocuments(r.stdout)
+    .map((d) => d.toJS() as { kind?: string; spec?: Record<string, unknown> } | null)
+    .filter((o): o is { kind: string; spec: Record<string, unknown> } => !!o?.kind?.startsWith('MutatingAdmissionPolicy'));
+  if (!objs.length) return false;
+  for (const o of objs) if (o.kind === 'MutatingAdmissionPolicyBinding') o.spec.matchResources = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } };
+  const applied = applyServerSide(env.kubeconfig, objs.map((o) => stringify(o)).join('---\n'));
+  if (applied.status !== 0) throw new Error(`applying ${release}'s finalizer policy: ${applied.stderr}`);
+  return true;
+}
+
+async function startSide(env: AbEnv, label: string, what: string, root: string): Promise<Side> {
+  const ns = await env.newNamespace(`ab-${label.replace(/\W+/g, '-')}`);
+  const tracker = new Tracker(env.api, ns);
+  await tracker.ready();
+  const finalizerPolicy = applyFinalizerPolicy(env, root, `ab-${label.replace(/\W+/g, '-')}`, ns);
+  const op = await startOperator({ kubeconfig: env.kubeconfig, namespaces: [ns], args: env.operatorArgs, env: env.operatorEnv, root });
+  const side: Side = { label, what, root, ns, tracker, op, finalizerPolicy };
+  // One transaction through, and (with a policy) until the API server applies it: its informer lags the apply.
+  for (let i = 0; ; i++) {
+    const name = `probe-${i}`;
+    const done = tracker.wait(name);
+    const created = await createTx(env.api, tx(env, side, name, 4), true);
+    const r = await Promise.race([done, new Promise<undefined>((res) => setTimeout(() => res(undefined), 30_000).unref())]);
+    if (r?.phase !== 'Committed') throw new Error(`${label}: probe transaction did not commit (${r?.phase ?? 'timeout'})`);
+    if (!finalizerPolicy || created?.metadata.finalizers?.includes('kubetx.io/finalizer')) break;
+    if (i > 50) throw new Error(`${label}: the finalizer policy never took effect`);
+  }
+  const probe = await env.api.json<DistributedTransaction>('GET', txPath(ns, 'probe-0'));
+  env.say(`A/B ${label} (${what}): operator pid ${op.child.pid}, namespace ${ns}, finalizer policy ${finalizerPolicy ? 'on' : 'none in its chart'}, committed status ${JSON.stringify(probe.status).length} B`);
+  return side;
+}
+
+function tx(env: AbEnv, side: Side, name: string, branches: number): DistributedTransaction {
+  return transaction(name, side.ns, { branches, addresses: env.addresses });
+}
+
+async function round(env: AbEnv, side: Side, branches: number, i: number): Promise<Round> {
+  const { r, per, cpu } = await measure(env.api, side.op, env.controlPlane, () =>
+    closedLoop({ api: env.api, tracker: side.tracker, concurrency: CONCURRENCY, warmupMs: 2000, durationMs: STEP_MS, make: (n) => tx(env, side, n, branches), prefix: `b${branches}r${i}` }),
+  );
+  const txPerSec = r.measured.filter((s) => s.phase === 'Committed').length / (r.windowMs / 1000);
+  const out = { side: side.label, branches, txPerSec, p50: latencies(r.measured).p50, per, cpu, n: r.samples.length };
+  env.say(
+    `A/B round ${i + 1} ${side.label}, ${branches} branches: ${f1(txPerSec)} tx/s, ${f2(per.allWrites)} writes/tx (${f2(per.statusPutOk)} status, ${f2(per.events)} Events), ` +
+      `CPU ms/tx operator ${f1(cpu.operator)} / apiserver ${f1(cpu.apiserver)} / etcd ${f1(cpu.etcd)}${r.errors ? `, ${r.errors} errors` : ''}`,
+  );
+  return out;
+}
+
+/** Weighted by transactions, so a short round does not count as much as a long one. */
+function mean(rs: Round[], f: (r: Round) => number): number {
+  const w = rs.reduce((a, r) => a + r.n, 0);
+  return rs.reduce((a, r) => a + f(r) * r.n, 0) / (w || 1);
+}
+
+export async function abFigure(env: AbEnv, baselineRef: string): Promise<string> {
+  const base = baselineCheckout(baselineRef);
+  for (const n of base.notes) env.say(`A/B baseline ${baselineRef}: ${n}`);
+  const dirty = git(['status', '--porcelain']) !== '';
+  const sides = [
+    await startSide(env, 'baseline', `${baselineRef} = ${base.commit.slice(0, 12)}`, base.root),
+    await startSide(env, 'working tree', `${git(['rev-parse', '--short=12', 'HEAD'])}${dirty ? ' + uncommitted changes' : ''}`, repoRoot),
+  ];
+  const rounds: Round[] = [];
+  try {
+    for (const b of BRANCHES) {
+      for (let i = 0; i < ROUNDS; i++) {
+        // A B, B A, A B: each side goes first as often as the other.
+        const order = i % 2 === 0 ? sides : [...sides].reverse();
+        for (const s of order) rounds.push(await round(env, s, b, i));
+      }
+    }
+  } finally {
+    for (const s of sides) {
+      s.tracker.stop();
+      await s.op.kill();
+    }
+  }
+
+  const of = (side: string, b: number) => rounds.filter((r) => r.side === side && r.branches === b);
+  const agg = (side: string, b: number) => {
+    const rs = of(side, b);
+    return {
+      tps: rs.reduce((a, r) => a + r.txPerSec, 0) / (rs.length || 1),
+      p50: rs.reduce((a, r) => a + r.p50, 0) / (rs.length || 1),
+      all: mean(rs, (r) => r.per.allWrites),
+      status: mean(rs, (r) => r.per.statusPutOk),
+      events: mean(rs, (r) => r.per.events),
+      other: mean(rs, (r) => r.per.allWrites - r.per.statusPutOk - r.per.events),
+      op: mean(rs, (r) => r.cpu.operator),
+      apiserver: mean(rs, (r) => r.cpu.apiserver),
+      etcd: mean(rs, (r) => r.cpu.etcd),
+      n: rs.reduce((a, r) => a + r.n, 0),
+    };
+  };
+  const rows: string[] = [
+    '| branches | side | committed tx/s | p50 ms | all writes/tx | status writes/tx | Event writes/tx | other writes/tx (create, finalizer) | CPU ms/tx operator | CPU ms/tx kube-apiserver | CPU ms/tx etcd | tx |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  const summary: string[] = [];
+  for (const b of BRANCHES) {
+    const [a, w] = [agg('baseline', b), agg('working tree', b)];
+    for (const [label, x] of [['baseline', a], ['working tree', w]] as const) {
+      rows.push(`| ${b} | ${label} | ${f1(x.tps)} | ${f0(x.p50)} | ${f2(x.all)} | ${f2(x.status)} | ${f2(x.events)} | ${f2(x.other)} | ${f2(x.op)} | ${f2(x.apiserver)} | ${f2(x.etcd)} | ${x.n} |`);
+    }
+    rows.push(
+      `| ${b} | **working ÷ baseline** | **${f2(w.tps / a.tps)}×** | ${f2(w.p50 / a.p50)}× | **${f2(w.all / a.all)}×** | ${f2(w.status / a.status)}× | | | **${f2(w.op / a.op)}×** | **${f2(w.apiserver / a.apiserver)}×** | ${f2(w.etcd / a.etcd)}× | |`,
+    );
+    summary.push(`${b} branches: working tree ÷ baseline = ${f2(w.tps / a.tps)}× tx/s, ${f2(w.all / a.all)}× writes/tx (${f2(a.all)} → ${f2(w.all)}), ${f2(w.apiserver / a.apiserver)}× kube-apiserver CPU/tx (${f1(a.apiserver)} → ${f1(w.apiserver)} ms), ${f2(w.op / a.op)}× operator CPU/tx (${f1(a.op)} → ${f1(w.op)} ms)`);
+  }
+  const ratio16 = (side: string) => agg(side, 16).tps / agg(side, 4).tps;
+  const ceilingRatio = (side: string) => (env.ceiling ? (agg(side, 4).tps * agg(side, 4).status) / env.ceiling : NaN);
+  summary.push(`16-branch ÷ 4-branch throughput: baseline ${f2(ratio16('baseline'))}, working tree ${f2(ratio16('working tree'))}`);
+  if (env.ceiling) summary.push(`throughput × status writes/tx ÷ ceiling (${f0(env.ceiling)} writes/s), 4 branches: baseline ${f2(ceilingRatio('baseline'))}, working tree ${f2(ceilingRatio('working tree'))}`);
+  for (const s of summary) env.say(`A/B: ${s}`);
+  const perRound = BRANCHES.map((b) => `${b} branches: ${of('baseline', b).map((r, i) => `${f1(r.txPerSec)}/${f1(of('working tree', b)[i]?.txPerSec ?? NaN)}`).join(', ')}`).join('; ');
+  return (
+    `### A/B: baseline ${baselineRef} (${base.commit.slice(0, 12)}) against the working tree (${sides[1]!.what})\n\n` +
+    `One control plane; each side's own operator (\`${env.operatorArgs.join(' ')}\`, every other flag its own default) on its own namespace${sides.some((s) => s.finalizerPolicy) ? `; finalizer policy from the side's chart: baseline ${sides[0]!.finalizerPolicy ? 'on' : 'none'}, working tree ${sides[1]!.finalizerPolicy ? 'on' : 'none'}` : ''}. ` +
+    `4-branch and 16-branch TCC, instant participants, ${CONCURRENCY} clients, closed loop, ${ROUNDS} alternating rounds per side (A B, B A, …; 2 s warm-up + ${STEP_MS / 1000} s each). ` +
+    `Writes from apiserver_request_total (successful POST/PUT/PATCH/DELETE of any resource); CPU from /proc, both per transaction, weighted by transactions over the rounds; tx/s is the mean of the rounds.` +
+    `${base.notes.length ? ` Note: the baseline's ${base.notes.join('; ')}.` : ''}\n\n${rows.join('\n')}\n\n` +
+    `${summary.map((s) => `- ${s}`).join('\n')}\n\nPer round (baseline/working tree tx/s): ${perRound}.`
+  );
+}
