@@ -21,6 +21,7 @@ import { controlPlanePids, cpuDelta, cpuSnapshot, type CpuSnapshot } from './lib
 import { etcdUrl, readStored, seedCopies } from './lib/etcd.js';
 import { Api, diffRequests, metricValue } from './lib/kube.js';
 import { abFigure } from './ab.js';
+import { rulesFigure } from './rules.js';
 import { measure, perTx, requests, type PerTx } from './lib/per-tx.js';
 import { closedLoop, createTx, latencies, openLoop, Tracker, type LoadResult } from './lib/load.js';
 import { successPhase, transaction, txPath, type TxOptions } from './lib/manifests.js';
@@ -45,7 +46,7 @@ const SCALE_REAL_MS = Number(process.env.KUBETX_BENCH_SCALE_REAL_MS ?? 40_000);
 const RUN_BUDGET_MS = Number(process.env.KUBETX_BENCH_BUDGET_MS ?? 560_000);
 const runStart = performance.now();
 
-const SCENARIOS = ['ceiling', 'throughput', 'writes', 'latency', 'slow', 'naive', 'saga', 'notify', 'profile', 'scale', 'ab'] as const;
+const SCENARIOS = ['ceiling', 'throughput', 'writes', 'latency', 'slow', 'naive', 'saga', 'notify', 'profile', 'scale', 'rules', 'ab'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 /** `ab` compares against a baseline ref (KUBETX_BENCH_BASELINE, `make bench BASELINE=<ref>`): not part of `all`. */
 const ALL: Scenario[] = SCENARIOS.filter((s) => s !== 'ab');
@@ -540,6 +541,21 @@ async function scale(ctx: Ctx): Promise<void> {
   );
 }
 
+async function rules(ctx: Ctx): Promise<void> {
+  let seq = 0;
+  const committedStatus = async (branches: number) => {
+    const name = `rules-probe-${branches}-${seq++}`;
+    const done = ctx.tracker.wait(name);
+    await createTx(ctx.api, txMaker(ctx, { branches })(name));
+    const r = await Promise.race([done, sleep(60_000).then(() => undefined)]);
+    if (r?.phase !== 'Committed') throw new Error(`rules: ${branches}-branch probe did not commit (${r?.phase ?? 'timeout'})`);
+    return (await ctx.api.json<DistributedTransaction>('GET', txPath(ctx.ns, name))).status!;
+  };
+  ctx.md.push(
+    await rulesFigure({ api: ctx.api, controlPlane: ctx.pids, addresses: ctx.fast.addresses, newNamespace: (p) => newNamespace(ctx.api, p), committedStatus, say }),
+  );
+}
+
 async function ab(ctx: Ctx): Promise<void> {
   if (!BASELINE) throw new Error('the ab scenario needs a baseline: KUBETX_BENCH_BASELINE=<git ref> (make bench BASELINE=<ref>)');
   ctx.md.push(
@@ -645,6 +661,7 @@ async function main(): Promise<void> {
       else if (s === 'notify') await modeFigure(ctx, 'Notify', 'Notify, 4 branches');
       else if (s === 'profile') await profile(ctx);
       else if (s === 'scale') await scale(ctx);
+      else if (s === 'rules') await rules(ctx);
       else if (s === 'ab') await ab(ctx);
       process.stderr.write(`[bench] ${s} took ${((Date.now() - t) / 1000).toFixed(0)} s\n`);
     }

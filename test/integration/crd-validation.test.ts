@@ -252,6 +252,11 @@ const invalidEdits: EditCase[] = [
   { what: 'reorder branches', spec: tcc, edit: (s) => s.branches.reverse(), expect: ['spec.branches', 'spec.branches is immutable after creation'] },
   { what: 'add a branch', spec: tcc, edit: (s) => s.branches.push({ name: 'late', endpoint: svc('late') }), expect: ['spec.branches', 'is immutable'] },
   { what: 'change the mode', spec: tcc, edit: (s) => (s.mode = 'Saga'), expect: ['spec.mode', 'spec.mode is immutable after creation'] },
+  // The create-only rules (uniqueness, dependsOn, what goes with which mode) are skipped on updates: the
+  // immutability rules must then refuse what they would have refused.
+  { what: 'duplicate a branch name', spec: tcc, edit: (s) => (s.branches[1].name = s.branches[0].name), expect: ['spec.branches', 'spec.branches is immutable after creation'] },
+  { what: 'add dependsOn to a TCC branch', spec: tcc, edit: (s) => (s.branches[1].dependsOn = [s.branches[0].name]), expect: ['spec.branches', 'spec.branches is immutable after creation'] },
+  { what: 'add a notify block to a TCC transaction', spec: tcc, edit: (s) => (s.notify = { maxAttempts: 3 }), expect: ['spec.notify', 'spec.notify is immutable after creation'] },
   { what: 'change the timeout', spec: tcc, edit: (s) => (s.timeout = '1h'), expect: ['spec.timeout', 'spec.timeout is immutable after creation'] },
   { what: 'remove the timeout', spec: tcc, edit: (s) => delete s.timeout, expect: ['spec.timeout', 'spec.timeout is immutable after creation'] },
   { what: 'change retry', spec: tcc, edit: (s) => (s.retry.maxAttempts = 3), expect: ['spec.retry', 'spec.retry is immutable after creation'] },

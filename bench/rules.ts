@@ -1,0 +1,174 @@
+/**
+ * What the CRD's validation costs the API server on a status write.
+ *
+ * The same CRD is installed under extra API groups (so every variant lives on
+ * one control plane at once): as shipped; with the create-only rules run on
+ * every write (as before they were guarded by optionalOldSelf); without the
+ * rules inside branches, on spec and the branch list, in spec; without any. For 4 and 16 branches, 32 objects per variant (the
+ * spec the benchmark creates, the status of a real committed transaction) are
+ * written through PUT .../status by one writer each, variants in alternating
+ * order, and kube-apiserver's CPU per successful write is read from /proc.
+ * The difference between variants is what the rules cost on an unchanged
+ * spec; "no CEL" is the floor any rule change can reach.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import type { DistributedTransaction, TransactionStatus } from '../src/api/types.js';
+import { repoRoot } from '../test/support/testenv-paths.js';
+import { cpuDelta, cpuSnapshot } from './lib/cpu.js';
+import type { Api } from './lib/kube.js';
+import { transaction } from './lib/manifests.js';
+
+export interface RulesEnv {
+  api: Api;
+  controlPlane: { etcd?: number; apiserver?: number };
+  addresses: string[];
+  newNamespace(prefix: string): Promise<string>;
+  /** The status of a real committed transaction with this many branches. */
+  committedStatus(branches: number): Promise<TransactionStatus>;
+  say(line: string): void;
+}
+
+interface Variant {
+  label: string;
+  group: string;
+  strip: (crd: Crd) => void;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Crd = any;
+
+const WRITERS = 32;
+const WRITE_MS = Number(process.env.KUBETX_BENCH_RULES_MS ?? 6_000);
+const ROUNDS = 2;
+
+function dropValidations(node: unknown): void {
+  if (Array.isArray(node)) node.forEach(dropValidations);
+  else if (node && typeof node === 'object') {
+    delete (node as Record<string, unknown>)['x-kubernetes-validations'];
+    Object.values(node).forEach(dropValidations);
+  }
+}
+
+/** Undoes the create-only guard (`oldSelf.hasValue() || (…)`): the rule runs on every write again. */
+function unguard(node: unknown): void {
+  if (Array.isArray(node)) node.forEach(unguard);
+  else if (node && typeof node === 'object') {
+    const rules = (node as Record<string, unknown>)['x-kubernetes-validations'] as Array<{ rule: string; optionalOldSelf?: boolean }> | undefined;
+    for (const r of rules ?? []) {
+      const m = /^oldSelf\.hasValue\(\) \|\| \((.*)\)$/.exec(r.rule);
+      if (r.optionalOldSelf && m) {
+        r.rule = m[1]!;
+        delete r.optionalOldSelf;
+      }
+    }
+    Object.values(node).forEach(unguard);
+  }
+}
+
+const schemaOf = (crd: Crd) => crd.spec.versions[0].schema.openAPIV3Schema;
+
+const VARIANTS: Variant[] = [
+  { label: 'as shipped', group: 'kubetx.io', strip: () => undefined },
+  { label: 'create-only rules unguarded (run on every write)', group: 'unguarded.rules.bench', strip: (crd) => unguard(schemaOf(crd)) },
+  {
+    label: 'no CEL rules inside spec.branches[*]',
+    group: 'noitems.rules.bench',
+    strip: (crd) => dropValidations(schemaOf(crd).properties.spec.properties.branches.items),
+  },
+  {
+    label: 'no CEL rules on spec and spec.branches themselves',
+    group: 'nolist.rules.bench',
+    strip: (crd) => {
+      const spec = schemaOf(crd).properties.spec;
+      delete spec['x-kubernetes-validations'];
+      delete spec.properties.branches['x-kubernetes-validations'];
+    },
+  },
+  { label: 'no CEL rules in spec', group: 'nospec.rules.bench', strip: (crd) => dropValidations(schemaOf(crd).properties.spec) },
+  { label: 'no CEL rules at all', group: 'nocel.rules.bench', strip: (crd) => dropValidations(schemaOf(crd)) },
+];
+
+async function installVariant(api: Api, v: Variant): Promise<void> {
+  if (v.group === 'kubetx.io') return;
+  const crd: Crd = parse(readFileSync(join(repoRoot, 'crds/kubetx.io_distributedtransactions.yaml'), 'utf8'));
+  crd.metadata = { name: `${crd.spec.names.plural}.${v.group}` };
+  crd.spec.group = v.group;
+  v.strip(crd);
+  await api.json('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+  // Set-up, not a measurement: wait until the API server serves the new group.
+  for (let i = 0; ; i++) {
+    const r = await api.raw('GET', `/apis/${v.group}/v1alpha1/distributedtransactions`);
+    if (r.status === 200) return;
+    if (i > 100) throw new Error(`CRD ${crd.metadata.name} not served: ${r.status} ${r.body.slice(0, 200)}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+async function writeFor(env: RulesEnv, v: Variant, ns: string, branches: number, status: TransactionStatus): Promise<{ perWrite: number; writes: number; errors: number }> {
+  const path = (name: string) => `/apis/${v.group}/v1alpha1/namespaces/${ns}/distributedtransactions/${name}`;
+  const objs: Array<{ name: string; uid: string; rv: string }> = [];
+  for (let i = 0; i < WRITERS; i++) {
+    const tx = transaction(`${v.group.split('.')[0]}-${branches}-${i}-${Date.now()}`, ns, { branches, addresses: env.addresses });
+    const created = await env.api.json<DistributedTransaction>('POST', path('').replace(/\/$/, ''), { ...tx, apiVersion: `${v.group}/v1alpha1` });
+    objs.push({ name: created.metadata.name, uid: created.metadata.uid, rv: created.metadata.resourceVersion! });
+  }
+  let ok = 0;
+  let errors = 0;
+  let seq = 0;
+  const cpu0 = cpuSnapshot(env.controlPlane);
+  const stopAt = performance.now() + WRITE_MS;
+  await Promise.all(
+    objs.map(async (o) => {
+      while (performance.now() < stopAt) {
+        const body = {
+          apiVersion: `${v.group}/v1alpha1`,
+          kind: 'DistributedTransaction',
+          metadata: { name: o.name, namespace: ns, uid: o.uid, resourceVersion: o.rv },
+          status: { ...status, message: `rules write ${seq++}` },
+        };
+        const r = await env.api.raw('PUT', `${path(o.name)}/status`, body);
+        if (r.status === 200) {
+          ok++;
+          o.rv = /"resourceVersion":"(\d+)"/.exec(r.body)![1]!;
+        } else {
+          errors++;
+          if (errors <= 2) env.say(`rules: ${v.label}: PUT status ${r.status}: ${r.body.slice(0, 300)}`);
+          o.rv = (await env.api.json<DistributedTransaction>('GET', path(o.name))).metadata.resourceVersion!;
+        }
+      }
+    }),
+  );
+  return { perWrite: cpuDelta(cpu0, cpuSnapshot(env.controlPlane), ok || 1).apiserver, writes: ok, errors };
+}
+
+export async function rulesFigure(env: RulesEnv): Promise<string> {
+  for (const v of VARIANTS) await installVariant(env.api, v);
+  const ns = await env.newNamespace('bench-rules');
+  const rows = ['| branches | CRD | kube-apiserver CPU ms per status write | ÷ as shipped | writes measured |', '| ---: | --- | ---: | ---: | ---: |'];
+  for (const b of [4, 16]) {
+    const status = await env.committedStatus(b);
+    const sums = new Map<string, { cpu: number; writes: number }>();
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
+      for (const v of order) {
+        const x = await writeFor(env, v, ns, b, status);
+        const s = sums.get(v.label) ?? { cpu: 0, writes: 0 };
+        sums.set(v.label, { cpu: s.cpu + x.perWrite * x.writes, writes: s.writes + x.writes });
+        env.say(`rules: ${b} branches, ${v.label}: ${x.perWrite.toFixed(2)} ms kube-apiserver CPU per status write (${x.writes} writes, ${x.errors} errors)`);
+      }
+    }
+    const shipped = sums.get(VARIANTS[0]!.label)!;
+    for (const v of VARIANTS) {
+      const s = sums.get(v.label)!;
+      const per = s.cpu / s.writes;
+      rows.push(`| ${b} | ${v.label} | ${per.toFixed(2)} | ${(per / (shipped.cpu / shipped.writes)).toFixed(2)}× | ${s.writes} |`);
+    }
+  }
+  return (
+    `### CRD validation on status writes\n\nThe CRD as shipped and two copies under other API groups (spec CEL rules removed; every CEL rule removed), on one control plane. ` +
+    `Per variant ${WRITERS} objects (the benchmark's spec, the status of a real committed transaction of that size), one writer each, PUT .../status with a resourceVersion precondition, ` +
+    `${WRITE_MS / 1000} s, ${ROUNDS} rounds in alternating order; kube-apiserver CPU from /proc per successful write.\n\n${rows.join('\n')}`
+  );
+}
