@@ -3,41 +3,43 @@
  * of the working tree, on one control plane, measured in alternating rounds
  * (A B B A A B …) so that both see the same machine while its load moves.
  *
- * Each side runs as it installs by default: its own operator defaults (plus
- * the benchmark's --workers / --resync-period) and, when that side's chart
- * renders one, its MutatingAdmissionPolicy (the finalizer policy), bound to
- * that side's namespace only. The CRD is cluster-wide and shared: the working
- * tree's (the run says when the baseline's differs).
+ * Each side runs as it installs by default, on a control plane of its own
+ * (same binaries, both up for the whole run, only one loaded at a time): its
+ * CRD, its operator defaults (plus the benchmark's --workers /
+ * --resync-period) and, when that side's chart renders one, its
+ * MutatingAdmissionPolicy (the finalizer policy).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
+import { randomBytes } from 'node:crypto';
 import type { DistributedTransaction } from '../src/api/types.js';
 import { applyServerSide, helm, kubeVersion } from '../test/support/chart.js';
+import { startControlPlane, type ControlPlane } from '../test/support/control-plane.js';
+import { installCrds } from '../test/support/crds.js';
 import { startOperator, type OperatorProcess } from '../test/support/operator.js';
 import { repoRoot } from '../test/support/testenv-paths.js';
-import type { CpuSnapshot } from './lib/cpu.js';
-import type { Api } from './lib/kube.js';
+import { controlPlanePids, type CpuSnapshot } from './lib/cpu.js';
+import { Api } from './lib/kube.js';
 import { closedLoop, createTx, latencies, Tracker } from './lib/load.js';
 import { transaction, txPath } from './lib/manifests.js';
 import { measure, type PerTx } from './lib/per-tx.js';
 
 export interface AbEnv {
-  api: Api;
-  kubeconfig: string;
-  controlPlane: { etcd?: number; apiserver?: number };
   addresses: string[];
   operatorArgs: string[];
   operatorEnv: NodeJS.ProcessEnv;
-  newNamespace(prefix: string): Promise<string>;
   say(line: string): void;
-  /** Raw status writes/s of this run's API server (the ceiling figure), when measured. */
+  /** Raw status writes/s of the run's main API server (the ceiling figure; same binaries), when measured. */
   ceiling?: number;
 }
 
 interface Side {
   label: string;
+  cp: ControlPlane;
+  api: Api;
+  pids: { etcd?: number; apiserver?: number };
   /** What it runs: a ref and commit, or "working tree". */
   what: string;
   root: string;
@@ -86,12 +88,12 @@ export function baselineCheckout(ref: string): { root: string; commit: string; n
     }
   };
   if (differs('package-lock.json')) notes.push('its package-lock.json differs from the working tree\'s; it runs with the working tree\'s node_modules');
-  if (differs('crds')) notes.push('its CRD differs from the working tree\'s; both sides run against the working tree\'s CRD (one cluster-wide object)');
+  if (differs('crds')) notes.push('its CRD differs from the working tree\'s (each side runs with its own)');
   return { root, commit, notes };
 }
 
 /** The side's chart's MutatingAdmissionPolicy objects, if it renders any, bound to `ns` alone. */
-function applyFinalizerPolicy(env: AbEnv, root: string, release: string, ns: string): boolean {
+function applyFinalizerPolicy(kubeconfig: string, root: string, release: string, ns: string): boolean {
   const r = helm(['template', release, join(root, 'charts/kubetx'), '--namespace', 'kubetx-system', '--kube-version', kubeVersion]);
   if (r.status !== 0) throw new Error(`helm template ${root}: ${r.stderr}`);
   const objs = parseAllDocuments(r.stdout)
@@ -99,31 +101,40 @@ function applyFinalizerPolicy(env: AbEnv, root: string, release: string, ns: str
     .filter((o): o is { kind: string; spec: Record<string, unknown> } => !!o?.kind?.startsWith('MutatingAdmissionPolicy'));
   if (!objs.length) return false;
   for (const o of objs) if (o.kind === 'MutatingAdmissionPolicyBinding') o.spec.matchResources = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } };
-  const applied = applyServerSide(env.kubeconfig, objs.map((o) => stringify(o)).join('---\n'));
+  const applied = applyServerSide(kubeconfig, objs.map((o) => stringify(o)).join('---\n'));
   if (applied.status !== 0) throw new Error(`applying ${release}'s finalizer policy: ${applied.stderr}`);
   return true;
 }
 
 async function startSide(env: AbEnv, label: string, what: string, root: string): Promise<Side> {
-  const ns = await env.newNamespace(`ab-${label.replace(/\W+/g, '-')}`);
-  const tracker = new Tracker(env.api, ns);
-  await tracker.ready();
-  const finalizerPolicy = applyFinalizerPolicy(env, root, `ab-${label.replace(/\W+/g, '-')}`, ns);
-  const op = await startOperator({ kubeconfig: env.kubeconfig, namespaces: [ns], args: env.operatorArgs, env: env.operatorEnv, root });
-  const side: Side = { label, what, root, ns, tracker, op, finalizerPolicy };
-  // One transaction through, and (with a policy) until the API server applies it: its informer lags the apply.
-  for (let i = 0; ; i++) {
-    const name = `probe-${i}`;
-    const done = tracker.wait(name);
-    const created = await createTx(env.api, tx(env, side, name, 4), true);
-    const r = await Promise.race([done, new Promise<undefined>((res) => setTimeout(() => res(undefined), 30_000).unref())]);
-    if (r?.phase !== 'Committed') throw new Error(`${label}: probe transaction did not commit (${r?.phase ?? 'timeout'})`);
-    if (!finalizerPolicy || created?.metadata.finalizers?.includes('kubetx.io/finalizer')) break;
-    if (i > 50) throw new Error(`${label}: the finalizer policy never took effect`);
+  const cp = await startControlPlane({ fsync: true });
+  try {
+    await installCrds(cp.kubeconfigPath, join(root, 'crds'));
+    const api = await Api.fromKubeconfig(cp.kubeconfigPath);
+    const ns = `ab-${randomBytes(3).toString('hex')}`;
+    await api.json('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    const tracker = new Tracker(api, ns);
+    await tracker.ready();
+    const finalizerPolicy = applyFinalizerPolicy(cp.kubeconfigPath, root, `ab-${label.replace(/\W+/g, '-')}`, ns);
+    const op = await startOperator({ kubeconfig: cp.kubeconfigPath, namespaces: [ns], args: env.operatorArgs, env: env.operatorEnv, root });
+    const side: Side = { label, cp, api, pids: controlPlanePids(cp.dir), what, root, ns, tracker, op, finalizerPolicy };
+    // One transaction through, and (with a policy) until the API server applies it: its informer lags the apply.
+    for (let i = 0; ; i++) {
+      const name = `probe-${i}`;
+      const done = tracker.wait(name);
+      const created = await createTx(api, tx(env, side, name, 4), true);
+      const r = await Promise.race([done, new Promise<undefined>((res) => setTimeout(() => res(undefined), 30_000).unref())]);
+      if (r?.phase !== 'Committed') throw new Error(`${label}: probe transaction did not commit (${r?.phase ?? 'timeout'})`);
+      if (!finalizerPolicy || created?.metadata.finalizers?.includes('kubetx.io/finalizer')) break;
+      if (i > 50) throw new Error(`${label}: the finalizer policy never took effect`);
+    }
+    const probe = await api.json<DistributedTransaction>('GET', txPath(ns, 'probe-0'));
+    env.say(`A/B ${label} (${what}): own control plane ${cp.server}, operator pid ${op.child.pid}, finalizer policy ${finalizerPolicy ? 'on' : 'none in its chart'}, committed status ${JSON.stringify(probe.status).length} B`);
+    return side;
+  } catch (err) {
+    await cp.stop();
+    throw err;
   }
-  const probe = await env.api.json<DistributedTransaction>('GET', txPath(ns, 'probe-0'));
-  env.say(`A/B ${label} (${what}): operator pid ${op.child.pid}, namespace ${ns}, finalizer policy ${finalizerPolicy ? 'on' : 'none in its chart'}, committed status ${JSON.stringify(probe.status).length} B`);
-  return side;
 }
 
 function tx(env: AbEnv, side: Side, name: string, branches: number): DistributedTransaction {
@@ -131,8 +142,8 @@ function tx(env: AbEnv, side: Side, name: string, branches: number): Distributed
 }
 
 async function round(env: AbEnv, side: Side, branches: number, i: number): Promise<Round> {
-  const { r, per, cpu } = await measure(env.api, side.op, env.controlPlane, () =>
-    closedLoop({ api: env.api, tracker: side.tracker, concurrency: CONCURRENCY, warmupMs: 2000, durationMs: STEP_MS, make: (n) => tx(env, side, n, branches), prefix: `b${branches}r${i}` }),
+  const { r, per, cpu } = await measure(side.api, side.op, side.pids, () =>
+    closedLoop({ api: side.api, tracker: side.tracker, concurrency: CONCURRENCY, warmupMs: 2000, durationMs: STEP_MS, make: (n) => tx(env, side, n, branches), prefix: `b${branches}r${i}` }),
   );
   const txPerSec = r.measured.filter((s) => s.phase === 'Committed').length / (r.windowMs / 1000);
   const out = { side: side.label, branches, txPerSec, p50: latencies(r.measured).p50, per, cpu, n: r.samples.length };
@@ -153,12 +164,11 @@ export async function abFigure(env: AbEnv, baselineRef: string): Promise<string>
   const base = baselineCheckout(baselineRef);
   for (const n of base.notes) env.say(`A/B baseline ${baselineRef}: ${n}`);
   const dirty = git(['status', '--porcelain']) !== '';
-  const sides = [
-    await startSide(env, 'baseline', `${baselineRef} = ${base.commit.slice(0, 12)}`, base.root),
-    await startSide(env, 'working tree', `${git(['rev-parse', '--short=12', 'HEAD'])}${dirty ? ' + uncommitted changes' : ''}`, repoRoot),
-  ];
+  const sides: Side[] = [];
   const rounds: Round[] = [];
   try {
+    sides.push(await startSide(env, 'baseline', `${baselineRef} = ${base.commit.slice(0, 12)}`, base.root));
+    sides.push(await startSide(env, 'working tree', `${git(['rev-parse', '--short=12', 'HEAD'])}${dirty ? ' + uncommitted changes' : ''}`, repoRoot));
     for (const b of BRANCHES) {
       for (let i = 0; i < ROUNDS; i++) {
         // A B, B A, A B: each side goes first as often as the other.
@@ -170,6 +180,7 @@ export async function abFigure(env: AbEnv, baselineRef: string): Promise<string>
     for (const s of sides) {
       s.tracker.stop();
       await s.op.kill();
+      await s.cp.stop();
     }
   }
 
@@ -212,7 +223,7 @@ export async function abFigure(env: AbEnv, baselineRef: string): Promise<string>
   const perRound = BRANCHES.map((b) => `${b} branches: ${of('baseline', b).map((r, i) => `${f1(r.txPerSec)}/${f1(of('working tree', b)[i]?.txPerSec ?? NaN)}`).join(', ')}`).join('; ');
   return (
     `### A/B: baseline ${baselineRef} (${base.commit.slice(0, 12)}) against the working tree (${sides[1]!.what})\n\n` +
-    `One control plane; each side's own operator (\`${env.operatorArgs.join(' ')}\`, every other flag its own default) on its own namespace${sides.some((s) => s.finalizerPolicy) ? `; finalizer policy from the side's chart: baseline ${sides[0]!.finalizerPolicy ? 'on' : 'none'}, working tree ${sides[1]!.finalizerPolicy ? 'on' : 'none'}` : ''}. ` +
+    `Each side on a control plane of its own (same kube-apiserver and etcd binaries, fsync on, both up throughout, one loaded at a time) with its own CRD and operator (\`${env.operatorArgs.join(' ')}\`, every other flag its own default) on its own namespace${sides.some((s) => s.finalizerPolicy) ? `; finalizer policy from the side's chart: baseline ${sides[0]!.finalizerPolicy ? 'on' : 'none'}, working tree ${sides[1]!.finalizerPolicy ? 'on' : 'none'}` : ''}. ` +
     `4-branch and 16-branch TCC, instant participants, ${CONCURRENCY} clients, closed loop, ${ROUNDS} alternating rounds per side (A B, B A, …; 2 s warm-up + ${STEP_MS / 1000} s each). ` +
     `Writes from apiserver_request_total (successful POST/PUT/PATCH/DELETE of any resource); CPU from /proc, both per transaction, weighted by transactions over the rounds; tx/s is the mean of the rounds.` +
     `${base.notes.length ? ` Note: the baseline's ${base.notes.join('; ')}.` : ''}\n\n${rows.join('\n')}\n\n` +

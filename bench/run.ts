@@ -561,13 +561,9 @@ async function ab(ctx: Ctx): Promise<void> {
   ctx.md.push(
     await abFigure(
       {
-        api: ctx.api,
-        kubeconfig: ctx.cp.kubeconfigPath,
-        controlPlane: ctx.pids,
         addresses: ctx.fast.addresses,
         operatorArgs: operatorArgs(),
         operatorEnv: operatorEnv(ctx.profileDir),
-        newNamespace: (prefix) => newNamespace(ctx.api, prefix),
         say,
         ceiling: ctx.ceiling?.writesPerSec,
       },

@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { repoRoot, testenvKubectl } from './testenv-paths.js';
 
-export async function installCrds(kubeconfigPath: string): Promise<string> {
+/** `crdDir`: another checkout's crds/ (the benchmark's A/B baseline). */
+export async function installCrds(kubeconfigPath: string, crdDir = join(repoRoot, 'crds')): Promise<string> {
   const kubectl = (...args: string[]) =>
     execFileSync(testenvKubectl(), ['--kubeconfig', kubeconfigPath, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  const applied = kubectl('apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'crds'), '-o', 'name');
+  const applied = kubectl('apply', '--server-side', '--force-conflicts', '-f', crdDir, '-o', 'name');
   const names = applied.split('\n').filter(Boolean);
   kubectl('wait', '--for=condition=Established', '--timeout=60s', ...names);
 
