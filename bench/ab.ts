@@ -20,6 +20,7 @@ import { startControlPlane, type ControlPlane } from '../test/support/control-pl
 import { installCrds } from '../test/support/crds.js';
 import { startOperator, type OperatorProcess } from '../test/support/operator.js';
 import { repoRoot } from '../test/support/testenv-paths.js';
+import { buildOperator } from './lib/build.js';
 import { controlPlanePids, type CpuSnapshot } from './lib/cpu.js';
 import { Api } from './lib/kube.js';
 import { closedLoop, createTx, latencies, Tracker } from './lib/load.js';
@@ -78,6 +79,7 @@ export function baselineCheckout(ref: string): { root: string; commit: string; n
     git(['worktree', 'add', '--detach', '--force', root, commit]);
   }
   if (!existsSync(join(root, 'node_modules'))) symlinkSync(join(repoRoot, 'node_modules'), join(root, 'node_modules'), 'dir');
+  buildOperator(root);
   const notes: string[] = [];
   const differs = (path: string) => {
     try {
@@ -93,7 +95,7 @@ export function baselineCheckout(ref: string): { root: string; commit: string; n
 }
 
 /** The side's chart's MutatingAdmissionPolicy objects, if it renders any, bound to `ns` alone. */
-function applyFinalizerPolicy(kubeconfig: string, root: string, release: string, ns: string): boolean {
+export function applyFinalizerPolicy(kubeconfig: string, root: string, release: string, ns: string): boolean {
   const r = helm(['template', release, join(root, 'charts/kubetx'), '--namespace', 'kubetx-system', '--kube-version', kubeVersion]);
   if (r.status !== 0) throw new Error(`helm template ${root}: ${r.stderr}`);
   const objs = parseAllDocuments(r.stdout)
@@ -116,7 +118,7 @@ async function startSide(env: AbEnv, label: string, what: string, root: string):
     const tracker = new Tracker(api, ns);
     await tracker.ready();
     const finalizerPolicy = applyFinalizerPolicy(cp.kubeconfigPath, root, `ab-${label.replace(/\W+/g, '-')}`, ns);
-    const op = await startOperator({ kubeconfig: cp.kubeconfigPath, namespaces: [ns], args: env.operatorArgs, env: env.operatorEnv, root });
+    const op = await startOperator({ kubeconfig: cp.kubeconfigPath, namespaces: [ns], args: env.operatorArgs, env: env.operatorEnv, root, built: true });
     const side: Side = { label, cp, api, pids: controlPlanePids(cp.dir), what, root, ns, tracker, op, finalizerPolicy };
     // One transaction through, and (with a policy) until the API server applies it: its informer lags the apply.
     for (let i = 0; ; i++) {

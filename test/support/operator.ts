@@ -32,6 +32,8 @@ export interface OperatorOptions {
   nodeArgs?: string[];
   /** Another checkout to run the operator from (the benchmark's A/B baseline). @default this repository */
   root?: string;
+  /** Run the compiled dist/src/main.js, as the image does (build it first), instead of the sources through tsx. */
+  built?: boolean;
 }
 
 const running = new Set<ChildProcess>();
@@ -42,7 +44,7 @@ process.on('exit', () => {
 export async function startOperator(opts: OperatorOptions): Promise<OperatorProcess> {
   const args = [
     ...(opts.nodeArgs ?? []),
-    '--import', 'tsx', join(opts.root ?? repoRoot, 'src/main.ts'),
+    ...(opts.built ? [join(opts.root ?? repoRoot, 'dist/src/main.js')] : ['--import', 'tsx', join(opts.root ?? repoRoot, 'src/main.ts')]),
     '--kubeconfig', opts.kubeconfig,
     '--metrics-bind-address', '127.0.0.1:0',
     '--health-probe-bind-address', '127.0.0.1:0',
