@@ -124,7 +124,7 @@ async function startSide(env: AbEnv, label: string, what: string, root: string):
     for (let i = 0; ; i++) {
       const name = `probe-${i}`;
       const done = tracker.wait(name);
-      const created = await createTx(api, tx(env, side, name, 4), true);
+      const created = await createTx(api, tx(env, side, name, 4), true, 80);
       const r = await Promise.race([done, new Promise<undefined>((res) => setTimeout(() => res(undefined), 30_000).unref())]);
       if (r?.phase !== 'Committed') throw new Error(`${label}: probe transaction did not commit (${r?.phase ?? 'timeout'})`);
       if (!finalizerPolicy || created?.metadata.finalizers?.includes('kubetx.io/finalizer')) break;

@@ -4,7 +4,9 @@
  * The same CRD is installed under extra API groups (so every variant lives on
  * one control plane at once): as shipped; with the create-only rules run on
  * every write (as before they were guarded by optionalOldSelf); without the
- * rules inside branches, on spec and the branch list, in spec; without any. For 4 and 16 branches, 32 objects per variant (the
+ * rules inside branches, on spec and the branch list, in spec; without any.
+ * And the CRD as shipped written by a JSON merge patch (status and the
+ * resourceVersion precondition) instead of the operator's PUT. For 4 and 16 branches, 32 objects per variant (the
  * spec the benchmark creates, the status of a real committed transaction) are
  * written through PUT .../status by one writer each, variants in alternating
  * order, and kube-apiserver's CPU per successful write is read from /proc.
@@ -34,6 +36,8 @@ interface Variant {
   label: string;
   group: string;
   strip: (crd: Crd) => void;
+  /** How the status is written: PUT of the object (what the operator does), or a JSON merge patch of status + resourceVersion. */
+  how?: 'put' | 'patch';
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -71,6 +75,7 @@ const schemaOf = (crd: Crd) => crd.spec.versions[0].schema.openAPIV3Schema;
 
 const VARIANTS: Variant[] = [
   { label: 'as shipped', group: 'kubetx.io', strip: () => undefined },
+  { label: 'as shipped, written by merge patch (status + resourceVersion)', group: 'kubetx.io', strip: () => undefined, how: 'patch' },
   { label: 'create-only rules unguarded (run on every write)', group: 'unguarded.rules.bench', strip: (crd) => unguard(schemaOf(crd)) },
   {
     label: 'no CEL rules inside spec.branches[*]',
@@ -122,13 +127,16 @@ async function writeFor(env: RulesEnv, v: Variant, ns: string, branches: number,
   await Promise.all(
     objs.map(async (o) => {
       while (performance.now() < stopAt) {
-        const body = {
-          apiVersion: `${v.group}/v1alpha1`,
-          kind: 'DistributedTransaction',
-          metadata: { name: o.name, namespace: ns, uid: o.uid, resourceVersion: o.rv },
-          status: { ...status, message: `rules write ${seq++}` },
-        };
-        const r = await env.api.raw('PUT', `${path(o.name)}/status`, body);
+        const message = `rules write ${seq++}`;
+        const r =
+          v.how === 'patch'
+            ? await env.api.raw('PATCH', `${path(o.name)}/status`, { metadata: { resourceVersion: o.rv }, status: { ...status, message } }, 'application/merge-patch+json')
+            : await env.api.raw('PUT', `${path(o.name)}/status`, {
+                apiVersion: `${v.group}/v1alpha1`,
+                kind: 'DistributedTransaction',
+                metadata: { name: o.name, namespace: ns, uid: o.uid, resourceVersion: o.rv },
+                status: { ...status, message },
+              });
         if (r.status === 200) {
           ok++;
           o.rv = /"resourceVersion":"(\d+)"/.exec(r.body)![1]!;

@@ -124,7 +124,7 @@ async function probe(ctx: Ctx): Promise<void> {
   for (let i = 0; ; i++) {
     name = `probe-${i}`;
     const done = ctx.tracker.wait(name);
-    const created = await createTx(ctx.api, txMaker(ctx, {})(name), true);
+    const created = await createTx(ctx.api, txMaker(ctx, {})(name), true, 80);
     const r = await Promise.race([done, sleep(30_000).then(() => undefined)]);
     if (r?.phase !== 'Committed') throw new Error(`probe transaction did not commit (${r?.phase ?? 'timeout'}); is the operator working?`);
     if (created?.metadata.finalizers?.includes('kubetx.io/finalizer') || i >= 50) break;

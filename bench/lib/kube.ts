@@ -37,7 +37,7 @@ export class Api {
   }
 
   /** One request; resolves with status and body text whatever the status. */
-  raw(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
+  raw(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: string }> {
     const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     return new Promise((resolve, reject) => {
       const req = request(
@@ -47,7 +47,7 @@ export class Api {
           agent: this.agent,
           headers: {
             accept: 'application/json',
-            ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+            ...(payload ? { 'content-type': contentType, 'content-length': payload.length } : {}),
           },
         },
         (res) => {

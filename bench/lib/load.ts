@@ -77,18 +77,22 @@ export interface Sample {
   phase: string;
 }
 
-/** POST with a few retries on transient server errors (429/5xx, socket resets). */
-export async function createTx(api: Api, tx: DistributedTransaction, parse = false): Promise<DistributedTransaction | undefined> {
+/**
+ * POST with a few retries on transient server errors (429/5xx, socket resets). Set-up passes more
+ * `attempts`: just after a CRD and an admission policy are installed, the policy's type check answers
+ * 503 "Resource kind … not found" for a moment.
+ */
+export async function createTx(api: Api, tx: DistributedTransaction, parse = false, attempts = 6): Promise<DistributedTransaction | undefined> {
   for (let attempt = 0; ; attempt++) {
     try {
       const r = await api.raw('POST', txPath(tx.metadata.namespace), tx);
       if (r.status === 201 || r.status === 200) return parse ? (JSON.parse(r.body) as DistributedTransaction) : undefined;
       if (r.status === 409 && !parse) return undefined; // AlreadyExists after a retried request that had landed
-      if (attempt >= 5 || (r.status !== 429 && r.status < 500)) throw new ApiError(r.status, r.body, `create ${tx.metadata.name}`);
+      if (attempt >= attempts - 1 || (r.status !== 429 && r.status < 500)) throw new ApiError(r.status, r.body, `create ${tx.metadata.name}`);
     } catch (err) {
-      if (err instanceof ApiError || attempt >= 5) throw err;
+      if (err instanceof ApiError || attempt >= attempts - 1) throw err;
     }
-    await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+    await new Promise((r) => setTimeout(r, Math.min(500, 50 * (attempt + 1))));
   }
 }
 
