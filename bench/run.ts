@@ -20,7 +20,7 @@ import { repoRoot } from '../test/support/testenv-paths.js';
 import { controlPlanePids, cpuDelta, cpuSnapshot, type CpuSnapshot } from './lib/cpu.js';
 import { etcdUrl, readStored, seedCopies } from './lib/etcd.js';
 import { Api, diffRequests, metricValue } from './lib/kube.js';
-import { abFigure, applyFinalizerPolicy } from './ab.js';
+import { abFigure, applyFinalizerPolicy, baselineCheckout } from './ab.js';
 import { buildOperator } from './lib/build.js';
 import { rulesFigure } from './rules.js';
 import { measure, perTx, requests, type PerTx } from './lib/per-tx.js';
@@ -52,6 +52,12 @@ type Scenario = (typeof SCENARIOS)[number];
 /** `ab` compares against a baseline ref (KUBETX_BENCH_BASELINE, `make bench BASELINE=<ref>`): not part of `all`. */
 const ALL: Scenario[] = SCENARIOS.filter((s) => s !== 'ab');
 const BASELINE = process.env.KUBETX_BENCH_BASELINE;
+/**
+ * Every figure but `ab` with another ref's operator (compiled from a worktree, bench/ab.ts), e.g. the
+ * scale figure's memory before a change: KUBETX_BENCH_OPERATOR_REF=<ref> npm run bench -- scale.
+ * The control plane still has this checkout's CRD.
+ */
+const OPERATOR_REF = process.env.KUBETX_BENCH_OPERATOR_REF;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
@@ -84,6 +90,8 @@ interface Ctx {
   pids: { etcd?: number; apiserver?: number };
   /** Markdown for RESULTS.md, section by section. */
   md: string[];
+  /** The checkout whose operator runs (this one, or KUBETX_BENCH_OPERATOR_REF's worktree). */
+  operatorRoot: string;
   /** Figures other figures depend on. */
   ceiling?: { writesPerSec: number; objects: number; statusBytes: number; conflicts: number; errors: number };
   sat?: Step;
@@ -401,7 +409,8 @@ async function scale(ctx: Ctx): Promise<void> {
   const ns = await newNamespace(ctx.api, 'bench-scale');
   const tracker = new Tracker(ctx.api, ns);
   await tracker.ready();
-  const launch = () => startOperator({ kubeconfig: ctx.cp.kubeconfigPath, namespaces: [ns], args: operatorArgs(), env: operatorEnv(ctx.profileDir), built: true });
+  const launch = () =>
+    startOperator({ kubeconfig: ctx.cp.kubeconfigPath, namespaces: [ns], args: operatorArgs(), env: operatorEnv(ctx.profileDir), built: true, root: ctx.operatorRoot });
   let op = await launch();
   /** Memory from the operator's own /metrics (prom-client default metrics), then again right after a full GC. */
   const mem = async (o: OperatorProcess) => {
@@ -644,15 +653,17 @@ async function main(): Promise<void> {
     applyFinalizerPolicy(cp.kubeconfigPath, repoRoot, 'bench', ns);
     const profileDir = join(repoRoot, '.tmp', 'bench-profiles');
     mkdirSync(profileDir, { recursive: true });
+    const operatorRoot = OPERATOR_REF ? baselineCheckout(OPERATOR_REF).root : repoRoot;
     const op = await startOperator({
       built: true,
+      root: operatorRoot,
       kubeconfig: cp.kubeconfigPath,
       namespaces: [ns],
       args: operatorArgs(),
       env: operatorEnv(profileDir),
     });
     stopAll.push(() => op.kill());
-    const ctx: Ctx = { cp, api, ns, op, tracker, fast, slow: slowSet, profileDir, pids: controlPlanePids(cp.dir), md: [], steps: new Map() };
+    const ctx: Ctx = { operatorRoot, cp, api, ns, op, tracker, fast, slow: slowSet, profileDir, pids: controlPlanePids(cp.dir), md: [], steps: new Map() };
     await probe(ctx);
 
     for (const s of chosen) {
@@ -676,11 +687,11 @@ async function main(): Promise<void> {
     const loadAfter = execFileSync('uptime', { encoding: 'utf8' }).trim();
     say(`done in ${totalSecs.toFixed(0)} s; ${loadAfter}`);
     const cmd =
-      arg === 'all' ? '`make bench` (= `npx tsx bench/run.ts all`)' : `\`${chosen.includes('ab') ? `KUBETX_BENCH_BASELINE=${BASELINE} ` : ''}npm run bench -- ${arg}\``;
+      OPERATOR_REF ? `\`KUBETX_BENCH_OPERATOR_REF=${OPERATOR_REF} npm run bench -- ${arg}\`` : arg === 'all' ? '`make bench` (= `npx tsx bench/run.ts all`)' : `\`${chosen.includes('ab') ? `KUBETX_BENCH_BASELINE=${BASELINE} ` : ''}npm run bench -- ${arg}\``;
     const header = [
       `## ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}: ${cmd}`,
       '',
-      `- versions: node ${m.node}, kube-apiserver ${m.apiserver}, etcd ${m.etcd} (fsync on), kubetx ${JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version as string} (working tree)`,
+      `- versions: node ${m.node}, kube-apiserver ${m.apiserver}, etcd ${m.etcd} (fsync on), kubetx ${JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version as string} (${OPERATOR_REF ? `operator of ${OPERATOR_REF}, compiled from a worktree; CRD and benchmark of the working tree` : 'working tree'})`,
       `- machine: ${m.cpus}, ${m.memory}`,
       `- load before: \`${loadBefore}\``,
       `- load after: \`${loadAfter}\``,
