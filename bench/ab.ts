@@ -12,18 +12,17 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments, stringify } from 'yaml';
-import { randomBytes } from 'node:crypto';
 import type { DistributedTransaction } from '../src/api/types.js';
-import { applyServerSide, helm, kubeVersion } from '../test/support/chart.js';
+import { applyFinalizerPolicy } from '../test/support/chart.js';
 import { startControlPlane, type ControlPlane } from '../test/support/control-plane.js';
 import { installCrds } from '../test/support/crds.js';
 import { startOperator, type OperatorProcess } from '../test/support/operator.js';
 import { repoRoot } from '../test/support/testenv-paths.js';
 import { buildOperator } from './lib/build.js';
 import { controlPlanePids, type CpuSnapshot } from './lib/cpu.js';
-import { Api } from './lib/kube.js';
-import { closedLoop, createTx, latencies, Tracker } from './lib/load.js';
+import { f0, f1, f2 } from './lib/format.js';
+import { Api, newNamespace } from './lib/kube.js';
+import { closedLoop, commitProbe, latencies, Tracker } from './lib/load.js';
 import { transaction, txPath } from './lib/manifests.js';
 import { measure, type PerTx } from './lib/per-tx.js';
 
@@ -66,9 +65,6 @@ const STEP_MS = Number(process.env.KUBETX_BENCH_STEP_MS ?? 8_000);
 const BRANCHES = [4, 16];
 
 const git = (args: string[], cwd = repoRoot) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
-const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
-const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
-const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : 'n/a');
 
 /** A detached worktree of `ref` under .tmp/, sharing this checkout's node_modules. */
 export function baselineCheckout(ref: string): { root: string; commit: string; notes: string[] } {
@@ -94,43 +90,20 @@ export function baselineCheckout(ref: string): { root: string; commit: string; n
   return { root, commit, notes };
 }
 
-/** The side's chart's MutatingAdmissionPolicy objects, if it renders any, bound to `ns` alone. */
-export function applyFinalizerPolicy(kubeconfig: string, root: string, release: string, ns: string): boolean {
-  const r = helm(['template', release, join(root, 'charts/kubetx'), '--namespace', 'kubetx-system', '--kube-version', kubeVersion]);
-  if (r.status !== 0) throw new Error(`helm template ${root}: ${r.stderr}`);
-  const objs = parseAllDocuments(r.stdout)
-    .map((d) => d.toJS() as { kind?: string; spec?: Record<string, unknown> } | null)
-    .filter((o): o is { kind: string; spec: Record<string, unknown> } => !!o?.kind?.startsWith('MutatingAdmissionPolicy'));
-  if (!objs.length) return false;
-  for (const o of objs) if (o.kind === 'MutatingAdmissionPolicyBinding') o.spec.matchResources = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } };
-  const applied = applyServerSide(kubeconfig, objs.map((o) => stringify(o)).join('---\n'));
-  if (applied.status !== 0) throw new Error(`applying ${release}'s finalizer policy: ${applied.stderr}`);
-  return true;
-}
-
 async function startSide(env: AbEnv, label: string, what: string, root: string): Promise<Side> {
   const cp = await startControlPlane({ fsync: true });
   try {
     await installCrds(cp.kubeconfigPath, join(root, 'crds'));
     const api = await Api.fromKubeconfig(cp.kubeconfigPath);
-    const ns = `ab-${randomBytes(3).toString('hex')}`;
-    await api.json('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    const ns = await newNamespace(api, 'ab');
     const tracker = new Tracker(api, ns);
     await tracker.ready();
-    const finalizerPolicy = applyFinalizerPolicy(cp.kubeconfigPath, root, `ab-${label.replace(/\W+/g, '-')}`, ns);
+    const finalizerPolicy = applyFinalizerPolicy(cp.kubeconfigPath, ns, { release: `ab-${label.replace(/\W+/g, '-')}`, chart: join(root, 'charts/kubetx') }).length > 0;
     const op = await startOperator({ kubeconfig: cp.kubeconfigPath, namespaces: [ns], args: env.operatorArgs, env: env.operatorEnv, root, built: true });
     const side: Side = { label, cp, api, pids: controlPlanePids(cp.dir), what, root, ns, tracker, op, finalizerPolicy };
-    // One transaction through, and (with a policy) until the API server applies it: its informer lags the apply.
-    for (let i = 0; ; i++) {
-      const name = `probe-${i}`;
-      const done = tracker.wait(name);
-      const created = await createTx(api, tx(env, side, name, 4), true, 80);
-      const r = await Promise.race([done, new Promise<undefined>((res) => setTimeout(() => res(undefined), 30_000).unref())]);
-      if (r?.phase !== 'Committed') throw new Error(`${label}: probe transaction did not commit (${r?.phase ?? 'timeout'})`);
-      if (!finalizerPolicy || created?.metadata.finalizers?.includes('kubetx.io/finalizer')) break;
-      if (i > 50) throw new Error(`${label}: the finalizer policy never took effect`);
-    }
-    const probe = await api.json<DistributedTransaction>('GET', txPath(ns, 'probe-0'));
+    const probed = await commitProbe({ api, tracker, make: (name) => tx(env, side, name, 4), prefix: 'probe', wantFinalizer: finalizerPolicy });
+    if (finalizerPolicy && !probed.finalizerFromCreate) throw new Error(`${label}: the finalizer policy never took effect`);
+    const probe = await api.json<DistributedTransaction>('GET', txPath(ns, probed.name));
     env.say(`A/B ${label} (${what}): own control plane ${cp.server}, operator pid ${op.child.pid}, finalizer policy ${finalizerPolicy ? 'on' : 'none in its chart'}, committed status ${JSON.stringify(probe.status).length} B`);
     return side;
   } catch (err) {

@@ -19,14 +19,14 @@ import { parse } from 'yaml';
 import type { DistributedTransaction, TransactionStatus } from '../src/api/types.js';
 import { repoRoot } from '../test/support/testenv-paths.js';
 import { cpuDelta, cpuSnapshot } from './lib/cpu.js';
-import type { Api } from './lib/kube.js';
+import { newNamespace, type Api } from './lib/kube.js';
 import { transaction } from './lib/manifests.js';
+import { createTargets, statusWriteLoop } from './lib/status-writes.js';
 
 export interface RulesEnv {
   api: Api;
   controlPlane: { etcd?: number; apiserver?: number };
   addresses: string[];
-  newNamespace(prefix: string): Promise<string>;
   /** The status of a real committed transaction with this many branches. */
   committedStatus(branches: number): Promise<TransactionStatus>;
   say(line: string): void;
@@ -112,48 +112,33 @@ async function installVariant(api: Api, v: Variant): Promise<void> {
 }
 
 async function writeFor(env: RulesEnv, v: Variant, ns: string, branches: number, status: TransactionStatus): Promise<{ perWrite: number; writes: number; errors: number }> {
-  const path = (name: string) => `/apis/${v.group}/v1alpha1/namespaces/${ns}/distributedtransactions/${name}`;
-  const objs: Array<{ name: string; uid: string; rv: string }> = [];
-  for (let i = 0; i < WRITERS; i++) {
-    const tx = transaction(`${v.group.split('.')[0]}-${branches}-${i}-${Date.now()}`, ns, { branches, addresses: env.addresses });
-    const created = await env.api.json<DistributedTransaction>('POST', path('').replace(/\/$/, ''), { ...tx, apiVersion: `${v.group}/v1alpha1` });
-    objs.push({ name: created.metadata.name, uid: created.metadata.uid, rv: created.metadata.resourceVersion! });
-  }
-  let ok = 0;
-  let errors = 0;
-  let seq = 0;
-  const cpu0 = cpuSnapshot(env.controlPlane);
-  const stopAt = performance.now() + WRITE_MS;
-  await Promise.all(
-    objs.map(async (o) => {
-      while (performance.now() < stopAt) {
-        const message = `rules write ${seq++}`;
-        const r =
-          v.how === 'patch'
-            ? await env.api.raw('PATCH', `${path(o.name)}/status`, { metadata: { resourceVersion: o.rv }, status: { ...status, message } }, 'application/merge-patch+json')
-            : await env.api.raw('PUT', `${path(o.name)}/status`, {
-                apiVersion: `${v.group}/v1alpha1`,
-                kind: 'DistributedTransaction',
-                metadata: { name: o.name, namespace: ns, uid: o.uid, resourceVersion: o.rv },
-                status: { ...status, message },
-              });
-        if (r.status === 200) {
-          ok++;
-          o.rv = /"resourceVersion":"(\d+)"/.exec(r.body)![1]!;
-        } else {
-          errors++;
-          if (errors <= 2) env.say(`rules: ${v.label}: PUT status ${r.status}: ${r.body.slice(0, 300)}`);
-          o.rv = (await env.api.json<DistributedTransaction>('GET', path(o.name))).metadata.resourceVersion!;
-        }
-      }
-    }),
+  const collection = `/apis/${v.group}/v1alpha1/namespaces/${ns}/distributedtransactions`;
+  const apiVersion = `${v.group}/v1alpha1`;
+  const targets = await createTargets(WRITERS, (i) =>
+    env.api.json<DistributedTransaction>('POST', collection, { ...transaction(`${v.group.split('.')[0]}-${branches}-${i}-${Date.now()}`, ns, { branches, addresses: env.addresses }), apiVersion }),
   );
-  return { perWrite: cpuDelta(cpu0, cpuSnapshot(env.controlPlane), ok || 1).apiserver, writes: ok, errors };
+  let reported = 0;
+  const cpu0 = cpuSnapshot(env.controlPlane);
+  const { ok, conflicts, errors } = await statusWriteLoop({
+    api: env.api,
+    collection,
+    apiVersion,
+    namespace: ns,
+    targets,
+    status,
+    durationMs: WRITE_MS,
+    tag: 'rules write',
+    how: v.how,
+    onError: (code, body) => {
+      if (reported++ < 2) env.say(`rules: ${v.label}: status write ${code}: ${body.slice(0, 300)}`);
+    },
+  });
+  return { perWrite: cpuDelta(cpu0, cpuSnapshot(env.controlPlane), ok || 1).apiserver, writes: ok, errors: conflicts + errors };
 }
 
 export async function rulesFigure(env: RulesEnv): Promise<string> {
   for (const v of VARIANTS) await installVariant(env.api, v);
-  const ns = await env.newNamespace('bench-rules');
+  const ns = await newNamespace(env.api, 'bench-rules');
   const rows = ['| branches | CRD | kube-apiserver CPU ms per status write | ÷ as shipped | writes measured |', '| ---: | --- | ---: | ---: | ---: |'];
   for (const b of [4, 16]) {
     const status = await env.committedStatus(b);

@@ -8,23 +8,25 @@
  * bench/RESULTS.md, whose introduction says what each figure means.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import type { DistributedTransaction, Mode, TransactionStatus } from '../src/api/types.js';
+import { API_VERSION, type DistributedTransaction, type Mode, type TransactionStatus } from '../src/api/types.js';
+import { applyFinalizerPolicy } from '../test/support/chart.js';
 import { startControlPlane, freePorts, type ControlPlane } from '../test/support/control-plane.js';
 import { installCrds } from '../test/support/crds.js';
 import { startOperator, counterValue, type OperatorProcess } from '../test/support/operator.js';
 import { repoRoot } from '../test/support/testenv-paths.js';
 import { controlPlanePids, cpuDelta, cpuSnapshot, type CpuSnapshot } from './lib/cpu.js';
 import { etcdUrl, readStored, seedCopies } from './lib/etcd.js';
-import { Api, diffRequests, metricValue } from './lib/kube.js';
-import { abFigure, applyFinalizerPolicy, baselineCheckout } from './ab.js';
+import { f0, f1, f2 } from './lib/format.js';
+import { Api, diffRequests, metricValue, newNamespace } from './lib/kube.js';
+import { createTargets, statusWriteLoop } from './lib/status-writes.js';
+import { abFigure, baselineCheckout } from './ab.js';
 import { buildOperator } from './lib/build.js';
 import { rulesFigure } from './rules.js';
 import { measure, perTx, requests, type PerTx } from './lib/per-tx.js';
-import { closedLoop, createTx, latencies, openLoop, Tracker, type LoadResult } from './lib/load.js';
+import { closedLoop, commitProbe, createTx, latencies, openLoop, Tracker, type LoadResult } from './lib/load.js';
 import { successPhase, transaction, txPath, type TxOptions } from './lib/manifests.js';
 import { startParticipants, type ParticipantSet } from './lib/participants.js';
 import type { NaiveParams, NaiveResult } from './naive.js';
@@ -60,9 +62,6 @@ const BASELINE = process.env.KUBETX_BENCH_BASELINE;
 const OPERATOR_REF = process.env.KUBETX_BENCH_OPERATOR_REF;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
-const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
-const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : 'n/a');
 const mib = (b: number | undefined) => (b === undefined ? 'n/a' : `${(b / 1048576).toFixed(0)} MiB`);
 
 interface Step {
@@ -92,6 +91,8 @@ interface Ctx {
   md: string[];
   /** The checkout whose operator runs (this one, or KUBETX_BENCH_OPERATOR_REF's worktree). */
   operatorRoot: string;
+  /** The chart's finalizer policy is bound to `ns`: creates come back with the finalizer. */
+  finalizerPolicy: boolean;
   /** Figures other figures depend on. */
   ceiling?: { writesPerSec: number; objects: number; statusBytes: number; conflicts: number; errors: number };
   sat?: Step;
@@ -102,12 +103,6 @@ interface Ctx {
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
-}
-
-async function newNamespace(api: Api, prefix: string): Promise<string> {
-  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
-  await api.json('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubetx.io/bench': 'true' } } });
-  return name;
 }
 
 /** Runs `body`, returning its result and the API requests per transaction it caused. */
@@ -127,16 +122,7 @@ function committedPerSec(r: LoadResult, phase = 'Committed'): number {
 // ---------------------------------------------------------------- figures
 
 async function probe(ctx: Ctx): Promise<void> {
-  // Until a create comes back with the finalizer: the API server applies a new admission policy a moment later.
-  let name = '';
-  for (let i = 0; ; i++) {
-    name = `probe-${i}`;
-    const done = ctx.tracker.wait(name);
-    const created = await createTx(ctx.api, txMaker(ctx, {})(name), true, 80);
-    const r = await Promise.race([done, sleep(30_000).then(() => undefined)]);
-    if (r?.phase !== 'Committed') throw new Error(`probe transaction did not commit (${r?.phase ?? 'timeout'}); is the operator working?`);
-    if (created?.metadata.finalizers?.includes('kubetx.io/finalizer') || i >= 50) break;
-  }
+  const { name } = await commitProbe({ api: ctx.api, tracker: ctx.tracker, make: txMaker(ctx, {}), prefix: 'probe', wantFinalizer: ctx.finalizerPolicy });
   const tx = await ctx.api.json<DistributedTransaction>('GET', txPath(ctx.ns, name));
   ctx.template = { status: tx.status!, spec: tx.spec };
   say(`probe: 4-branch TCC committed; its status is ${JSON.stringify(tx.status).length} bytes of JSON`);
@@ -146,42 +132,20 @@ async function ceiling(ctx: Ctx): Promise<void> {
   if (!ctx.template) await probe(ctx);
   const ns = await newNamespace(ctx.api, 'bench-ceiling');
   const n = WORKERS;
-  const objs: Array<{ name: string; uid: string; rv: string }> = [];
-  for (let i = 0; i < n; i++) {
-    const tx = transaction(`ceiling-${i}`, ns, { branches: 4, addresses: ctx.fast.addresses });
-    const created = (await createTx(ctx.api, tx, true))!;
-    objs.push({ name: created.metadata.name, uid: created.metadata.uid, rv: created.metadata.resourceVersion! });
-  }
+  const targets = await createTargets(n, (i) => createTx(ctx.api, transaction(`ceiling-${i}`, ns, { branches: 4, addresses: ctx.fast.addresses }), true));
   const status = ctx.template!.status;
-  let ok = 0;
-  let conflicts = 0;
-  let errors = 0;
-  let seq = 0;
   const cpu0 = cpuSnapshot(ctx.pids);
-  const t0 = performance.now();
-  const stopAt = t0 + CEILING_MS;
-  await Promise.all(
-    objs.map(async (o) => {
-      while (performance.now() < stopAt) {
-        // A different message each time: a PUT that changes nothing is not written to etcd.
-        const body = {
-          apiVersion: 'kubetx.io/v1alpha1',
-          kind: 'DistributedTransaction',
-          metadata: { name: o.name, namespace: ns, uid: o.uid, resourceVersion: o.rv },
-          status: { ...status, message: `ceiling write ${seq++}` },
-        };
-        const r = await ctx.api.raw('PUT', `${txPath(ns, o.name)}/status`, body);
-        if (r.status === 200) {
-          ok++;
-          o.rv = /"resourceVersion":"(\d+)"/.exec(r.body)![1]!;
-        } else if (r.status === 409) {
-          conflicts++;
-          o.rv = (await ctx.api.json<DistributedTransaction>('GET', txPath(ns, o.name))).metadata.resourceVersion!;
-        } else errors++;
-      }
-    }),
-  );
-  const secs = (performance.now() - t0) / 1000;
+  const { ok, conflicts, errors, ms } = await statusWriteLoop({
+    api: ctx.api,
+    collection: txPath(ns),
+    apiVersion: API_VERSION,
+    namespace: ns,
+    targets,
+    status,
+    durationMs: CEILING_MS,
+    tag: 'ceiling write',
+  });
+  const secs = ms / 1000;
   const cpu = cpuDelta(cpu0, cpuSnapshot(ctx.pids), ok || 1);
   const statusBytes = JSON.stringify({ ...status, message: 'ceiling write 000000' }).length;
   ctx.ceiling = { writesPerSec: ok / secs, objects: n, statusBytes, conflicts, errors };
@@ -557,18 +521,11 @@ async function scale(ctx: Ctx): Promise<void> {
 }
 
 async function rules(ctx: Ctx): Promise<void> {
-  let seq = 0;
   const committedStatus = async (branches: number) => {
-    const name = `rules-probe-${branches}-${seq++}`;
-    const done = ctx.tracker.wait(name);
-    await createTx(ctx.api, txMaker(ctx, { branches })(name));
-    const r = await Promise.race([done, sleep(60_000).then(() => undefined)]);
-    if (r?.phase !== 'Committed') throw new Error(`rules: ${branches}-branch probe did not commit (${r?.phase ?? 'timeout'})`);
+    const { name } = await commitProbe({ api: ctx.api, tracker: ctx.tracker, make: txMaker(ctx, { branches }), prefix: `rules-probe-${branches}`, wantFinalizer: false, timeoutMs: 60_000 });
     return (await ctx.api.json<DistributedTransaction>('GET', txPath(ctx.ns, name))).status!;
   };
-  ctx.md.push(
-    await rulesFigure({ api: ctx.api, controlPlane: ctx.pids, addresses: ctx.fast.addresses, newNamespace: (p) => newNamespace(ctx.api, p), committedStatus, say }),
-  );
+  ctx.md.push(await rulesFigure({ api: ctx.api, controlPlane: ctx.pids, addresses: ctx.fast.addresses, committedStatus, say }));
 }
 
 async function ab(ctx: Ctx): Promise<void> {
@@ -650,7 +607,7 @@ async function main(): Promise<void> {
     await tracker.ready();
     stopAll.push(async () => tracker.stop());
     // As the chart installs it by default (Kubernetes >= 1.36): the finalizer comes with the create.
-    applyFinalizerPolicy(cp.kubeconfigPath, repoRoot, 'bench', ns);
+    const finalizerPolicy = applyFinalizerPolicy(cp.kubeconfigPath, ns, { release: 'bench' }).length > 0;
     const profileDir = join(repoRoot, '.tmp', 'bench-profiles');
     mkdirSync(profileDir, { recursive: true });
     const operatorRoot = OPERATOR_REF ? baselineCheckout(OPERATOR_REF).root : repoRoot;
@@ -663,7 +620,7 @@ async function main(): Promise<void> {
       env: operatorEnv(profileDir),
     });
     stopAll.push(() => op.kill());
-    const ctx: Ctx = { operatorRoot, cp, api, ns, op, tracker, fast, slow: slowSet, profileDir, pids: controlPlanePids(cp.dir), md: [], steps: new Map() };
+    const ctx: Ctx = { operatorRoot, finalizerPolicy, cp, api, ns, op, tracker, fast, slow: slowSet, profileDir, pids: controlPlanePids(cp.dir), md: [], steps: new Map() };
     await probe(ctx);
 
     for (const s of chosen) {

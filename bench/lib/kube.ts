@@ -5,6 +5,7 @@
  * kubeconfig, so the load generator spends as little CPU as possible on the
  * 2-core machine it shares with the API server, etcd and the operator.
  */
+import { randomBytes } from 'node:crypto';
 import { request, Agent } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import * as k8s from '@kubernetes/client-node';
@@ -175,4 +176,11 @@ export function metricValue(text: string, name: string, labels: Record<string, s
     if (Object.entries(labels).every(([k, v]) => ls.includes(`${k}="${v}"`))) sum = (sum ?? 0) + Number(m[3]);
   }
   return sum;
+}
+
+/** A namespace of the benchmark's own (labelled kubetx.io/bench), with a random suffix. */
+export async function newNamespace(api: Api, prefix: string): Promise<string> {
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  await api.json('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubetx.io/bench': 'true' } } });
+  return name;
 }

@@ -214,3 +214,29 @@ export function latencies(samples: Sample[]): { p50: number; p90: number; p99: n
   const d = samples.map((s) => s.end - s.start).sort((a, b) => a - b);
   return { p50: percentile(d, 50), p90: percentile(d, 90), p99: percentile(d, 99), max: d[d.length - 1] ?? NaN, n: d.length };
 }
+
+/**
+ * Set-up: one transaction through the operator, which must commit within `timeoutMs`. With
+ * `wantFinalizer`, again (at most 50 more) until a create comes back carrying kubetx.io/finalizer:
+ * the API server applies a newly created admission policy a moment later. Returns the name of the
+ * last probe and whether its create carried the finalizer.
+ */
+export async function commitProbe(o: {
+  api: Api;
+  tracker: Tracker;
+  make: (name: string) => DistributedTransaction;
+  prefix: string;
+  wantFinalizer: boolean;
+  timeoutMs?: number;
+}): Promise<{ name: string; finalizerFromCreate: boolean }> {
+  for (let i = 0; ; i++) {
+    const name = `${o.prefix}-${i}`;
+    const done = o.tracker.wait(name);
+    // More attempts than a load's create: just after a CRD and a policy are installed, creates answer 503 for a moment.
+    const created = await createTx(o.api, o.make(name), true, 80);
+    const r = await Promise.race([done, new Promise<undefined>((res) => setTimeout(() => res(undefined), o.timeoutMs ?? 30_000).unref())]);
+    if (r?.phase !== 'Committed') throw new Error(`probe transaction ${name} did not commit (${r?.phase ?? 'timeout'}); is the operator working?`);
+    const finalizerFromCreate = !!created?.metadata.finalizers?.includes('kubetx.io/finalizer');
+    if (!o.wantFinalizer || finalizerFromCreate || i >= 50) return { name, finalizerFromCreate };
+  }
+}

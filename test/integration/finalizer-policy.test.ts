@@ -10,10 +10,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
-import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, VERSION, type DistributedTransaction } from '../../src/api/types.js';
-import { applyServerSide, kubectl, renderChart } from '../support/chart.js';
+import { applyFinalizerPolicy, kubectl } from '../support/chart.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { counterValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { terminal, transactions } from '../support/payment.js';
@@ -31,12 +30,8 @@ beforeAll(async () => {
   kc = kubeConfig();
   ns = await freshNamespace(kc, 'finpolicy');
   txs = transactions(kc);
-  const r = renderChart({ release, namespace: 'kubetx-system' });
-  const policy = r.one<{ metadata: { name: string } }>('MutatingAdmissionPolicy');
-  const binding = r.one<{ spec: Record<string, unknown> }>('MutatingAdmissionPolicyBinding');
-  expect(policy.metadata.name).toBe(policyName);
-  binding.spec.matchResources = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } };
-  applyServerSide(kubeconfigPath(), [policy, binding].map((o) => stringify(o)).join('---\n'));
+  const applied = applyFinalizerPolicy(kubeconfigPath(), ns, { release });
+  expect(applied.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([`MutatingAdmissionPolicy/${policyName}`, `MutatingAdmissionPolicyBinding/${policyName}`]);
   participant = await startScriptedParticipant(() => OK);
   operator = await startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns] });
 }, 60_000);

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { repoRoot, testenvBinDir, testenvKubectl } from './testenv-paths.js';
 
 export const chartDir = join(repoRoot, 'charts/kubetx');
@@ -68,12 +68,14 @@ export interface RenderOptions {
   values?: Record<string, unknown>;
   /** The cluster version helm renders for (default: the test control plane's). */
   kubeVersion?: string;
+  /** Another checkout's chart directory (the benchmark's A/B baseline). @default charts/kubetx here */
+  chart?: string;
 }
 
 /** `helm template` (no CRDs); values go in as JSON on stdin. Returns the run for failures. */
 export function templateChart(opts: RenderOptions): Run {
   return helm(
-    ['template', opts.release, chartDir, '--namespace', opts.namespace, '--kube-version', opts.kubeVersion ?? kubeVersion, '--values', '-'],
+    ['template', opts.release, opts.chart ?? chartDir, '--namespace', opts.namespace, '--kube-version', opts.kubeVersion ?? kubeVersion, '--values', '-'],
     JSON.stringify(opts.values ?? {}),
   );
 }
@@ -121,6 +123,24 @@ export function applyServerSide(kubeconfig: string, yaml: string): Run {
   const r = kubectl(kubeconfig, ['apply', '--server-side', '--field-manager=kubetx-chart-test', '-f', '-'], yaml);
   if (r.status !== 0) throw new Error(`kubectl apply --server-side failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
   return r;
+}
+
+/**
+ * The chart's finalizer policy (MutatingAdmissionPolicy and its binding), bound to `namespace` alone
+ * so that other namespaces sharing the control plane keep the operator's own finalizer write, applied
+ * server-side. Returns what was applied: nothing when the chart renders no policy.
+ */
+export function applyFinalizerPolicy(kubeconfig: string, namespace: string, opts: { release: string; chart?: string }): K8sObject[] {
+  const rendered = renderChart({ release: opts.release, namespace: 'kubetx-system', chart: opts.chart });
+  const objs = rendered.objects.filter((o) => o.kind.startsWith('MutatingAdmissionPolicy'));
+  if (!objs.length) return [];
+  for (const o of objs) {
+    if (o.kind === 'MutatingAdmissionPolicyBinding') {
+      (o.spec as Record<string, unknown>).matchResources = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } } };
+    }
+  }
+  applyServerSide(kubeconfig, objs.map((o) => stringify(o)).join('---\n'));
+  return objs;
 }
 
 /**
