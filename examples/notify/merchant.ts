@@ -2,7 +2,7 @@
  * The best-effort notification example's receiver (seed 003): a merchant's
  * "payment result" endpoint, notified by kubetx with `mode: Notify`.
  *
- *   npx tsx examples/notify/merchant.ts --port 50071 --db /tmp/merchant.db
+ *   npx tsx examples/notify/merchant.ts --port 50071 --db /tmp/merchant.db [--conformance-hook]
  *
  * It implements MessageReceiver/Deliver on the kubetx SDK and records each
  * notification once (the SQLite barrier deduplicates repeats of the same
@@ -15,7 +15,8 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { pino, type Logger } from 'pino';
-import { serveParticipant, SqliteBarrier, type Middleware, type Participant } from '../../src/sdk/index.js';
+import { addConformanceHook, serveParticipant, SqliteBarrier, type Middleware, type Participant } from '../../src/sdk/index.js';
+import { merchantConformanceHook } from './conformance-hook.js';
 
 export interface Merchant {
   port: number;
@@ -36,6 +37,8 @@ export interface MerchantOptions {
   /** Answer every Deliver with an error (a merchant whose endpoint is broken). @default false */
   alwaysFail?: boolean;
   handleSignals?: boolean;
+  /** Serve the conformance kit's hook (conformance-hook.ts; test deployments only). @default env KUBETX_CONFORMANCE_HOOK=1 */
+  conformanceHook?: boolean;
 }
 
 export function openMerchantDb(path: string): Database.Database {
@@ -49,6 +52,7 @@ export function openMerchantDb(path: string): Database.Database {
 
 export async function startMerchant(opts: MerchantOptions): Promise<Merchant> {
   const db = openMerchantDb(opts.dbPath);
+  const hook = (opts.conformanceHook ?? process.env.KUBETX_CONFORMANCE_HOOK === '1') ? merchantConformanceHook(db) : undefined;
   let calls = 0;
   const middleware: Middleware<Database.Database> = async (_ctx, next) => {
     calls++;
@@ -67,10 +71,12 @@ export async function startMerchant(opts: MerchantOptions): Promise<Merchant> {
         ctx.tx
           .prepare(`INSERT INTO notifications (uid, order_id, result, received_at) VALUES (?, ?, ?, ?)`)
           .run(ctx.uid, p.orderId ?? null, p.result ?? null, Date.now());
+        hook?.deliver(ctx.tx, ctx.payload);
         return { message: `merchant: order ${p.orderId ?? '?'} ${p.result ?? ''} recorded` };
       },
     },
   });
+  if (hook) addConformanceHook(participant.server, hook.handlers);
   const receivedStmt = db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM notifications WHERE uid = ?`);
   return {
     port: participant.port,
@@ -92,6 +98,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
       host: { type: 'string', default: '0.0.0.0' },
       db: { type: 'string', default: 'merchant.db' },
       'always-fail': { type: 'boolean', default: false },
+      'conformance-hook': { type: 'boolean', default: false },
     },
   });
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
@@ -100,6 +107,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     address: `${values.host}:${values.port}`,
     logger,
     alwaysFail: values['always-fail'],
+    ...(values['conformance-hook'] ? { conformanceHook: true } : {}),
     handleSignals: true,
   });
   logger.info({ port: m.port }, 'merchant ready');

@@ -8,14 +8,17 @@
  *       (order 50051, inventory 50052, credit 50053, warehouse 50054, in one process)
  *
  * Options: --host (default 0.0.0.0), --fault SPEC (repeatable; see faults.ts),
- * --clear-faults; env PAYMENT_FAULTS="inventory.Try=refuse,Confirm=fail:3" does
+ * --clear-faults, --conformance-hook (or env KUBETX_CONFORMANCE_HOOK=1: the
+ * conformance kit's hook on inventory, test deployments only; conformance-hook.ts);
+ * env PAYMENT_FAULTS="inventory.Try=refuse,Confirm=fail:3" does
  * the same as --fault. SIGTERM/SIGINT drain in-flight calls, then exit.
  * Prints one JSON log line per call; the "payment service ready" line carries the port.
  */
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { pino, type Logger } from 'pino';
-import { serveParticipant, type Participant } from '../../src/sdk/index.js';
+import { addConformanceHook, serveParticipant, type Participant } from '../../src/sdk/index.js';
+import { conformanceHookFromEnv, paymentConformanceHook } from './conformance-hook.js';
 import { dbPathIn, DEFAULT_PORTS, isServiceName, openServiceDb, SERVICES, type ServiceDb, type ServiceName } from './db.js';
 import { clearFaultsIn, faultMiddleware, parseFaultSpec, setFaultIn, type Fault, type FaultMiddlewareOptions } from './faults.js';
 import { SAGA_HANDLERS, TCC_HANDLERS } from './services.js';
@@ -32,6 +35,8 @@ export interface StartServiceOptions {
   clearFaults?: boolean;
   /** Passed to the fault middleware (tests replace process.exit). */
   faultOptions?: FaultMiddlewareOptions;
+  /** Serve the conformance kit's hook (conformance-hook.ts; test deployments only). @default env KUBETX_CONFORMANCE_HOOK=1 */
+  conformanceHook?: boolean;
 }
 
 export interface RunningService extends ServiceDb {
@@ -60,6 +65,11 @@ export async function startService(opts: StartServiceOptions): Promise<RunningSe
   } catch (err) {
     sdb.db.close();
     throw err;
+  }
+  if (opts.conformanceHook ?? conformanceHookFromEnv()) {
+    const hook = paymentConformanceHook(opts.service, sdb.db);
+    if (hook) addConformanceHook(participant.server, hook);
+    logger.warn({ served: hook !== undefined }, 'conformance hook requested: for test deployments only');
   }
   logger.info({ port: participant.port, db: opts.dbPath }, 'payment service ready');
   let stopped: Promise<void> | undefined;
@@ -133,8 +143,10 @@ async function main(): Promise<void> {
       'db-dir': { type: 'string' },
       fault: { type: 'string', multiple: true },
       'clear-faults': { type: 'boolean' },
+      'conformance-hook': { type: 'boolean' },
     },
   });
+  if (values['conformance-hook']) process.env.KUBETX_CONFORMANCE_HOOK = '1';
   const specs = [
     ...(process.env.PAYMENT_FAULTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     ...(values.fault ?? []),

@@ -81,3 +81,4 @@ export {
 } from './message.js';
 export { SqliteOutbox, type SqliteOutboxOptions } from './outbox-sqlite.js';
 export { PgOutbox, type PgOutboxOptions } from './outbox-pg.js';
+export { addConformanceHook, serveConformanceHook, sqliteHookAccounts, type ConformanceHookHandlers, type HookAccount, type HookPrepareMessage, type SqliteHookAccounts } from './conformance-hook.js';
