@@ -1,7 +1,7 @@
 # kubetx — the two commands that work on a fresh machine:
 #   make demo   the main job: local control plane + operator + payment participants, running the payment example
 #   make test   everything CI runs
-.PHONY: setup testenv test unit integration e2e demo build proto proto-check typecheck bench chaos image kind-e2e clean
+.PHONY: setup testenv test unit integration e2e test-go demo build proto proto-check typecheck bench chaos image kind-e2e clean
 
 setup:
 	bash hack/setup.sh
@@ -14,6 +14,10 @@ test: setup
 
 unit: setup
 	npx vitest run --project unit
+
+# The Go SDK (sdk/go) against real PostgreSQL, MariaDB and SQLite; `make test` runs it too.
+test-go: setup
+	bash hack/test-go.sh
 
 integration: setup
 	npx vitest run --project integration
@@ -29,7 +33,7 @@ build:
 	npx tsc -p tsconfig.build.json
 
 proto:
-	npx buf lint && npx buf generate
+	bash hack/proto.sh
 
 proto-check:
 	bash hack/check-proto.sh

@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Fails when the committed generated code differs from what buf + ts-proto make
-# from proto/ now (someone edited the .proto and forgot `npm run proto`).
+# Fails when the committed generated code differs from what buf makes from
+# proto/ now (someone edited a .proto and forgot `bash hack/proto.sh`):
+# TypeScript in src/gen (ts-proto) and Go in sdk/go/gen (protoc-gen-go,
+# protoc-gen-go-grpc; built at pinned versions by hack/go-plugins.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+plugins=$(bash hack/go-plugins.sh)
+export PATH="$plugins:$PATH"
 npx --no-install buf lint
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# --output prefixes every plugin's out: the fresh copies land in $tmp/src/gen and $tmp/sdk/go/gen.
 npx --no-install buf generate --output "$tmp"
-if ! diff -ru src/gen "$tmp/src/gen" >"$tmp/diff"; then
-  echo "generated code in src/gen is stale; run: npm run proto" >&2
-  head -50 "$tmp/diff" >&2
-  exit 1
-fi
-echo "proto: lint ok, generated code up to date" >&2
+stale=0
+for dir in src/gen sdk/go/gen; do
+  if ! diff -ru "$dir" "$tmp/$dir" >"$tmp/diff"; then
+    echo "generated code in $dir is stale; run: bash hack/proto.sh" >&2
+    head -50 "$tmp/diff" >&2
+    stale=1
+  fi
+done
+[ "$stale" = 0 ] || exit 1
+echo "proto: lint ok, generated code up to date (src/gen, sdk/go/gen)" >&2

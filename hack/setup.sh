@@ -22,8 +22,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-log "PostgreSQL server binaries (SDK store tests run against a real server)"
+log "PostgreSQL and MariaDB server binaries (SDK store tests run against real servers)"
 bash hack/postgres.sh
+bash hack/mariadb.sh >/dev/null
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
@@ -44,6 +45,12 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt
 else
   log "npm dependencies up to date"
 fi
+
+if ! command -v go >/dev/null 2>&1; then
+  log "Go >= 1.26 is required (the test control plane, the Go SDK and its code generators are built with it)"; exit 1
+fi
+log "Go code generators (protoc-gen-go, protoc-gen-go-grpc) from the Go module proxy"
+bash hack/go-plugins.sh >/dev/null
 
 log "test control plane (kube-apiserver, etcd, kubectl, helm)"
 bash hack/testenv.sh >/dev/null

@@ -14,6 +14,10 @@ step "typecheck (tsc --noEmit, strict)"
 npx --no-install tsc -p tsconfig.json --noEmit || exit 1
 step "build (tsc → dist/)"
 npx --no-install tsc -p tsconfig.build.json || exit 1
+step "Go SDK (sdk/go: gofmt, go vet, go test against real PostgreSQL, MariaDB and SQLite)"
+bash hack/test-go.sh | tee .tmp/go-test.log >&2
+go_rc=${PIPESTATUS[0]}
+go_counts=$(tail -1 .tmp/go-test.log)
 step "tests (vitest: unit, then integration against the real control plane)"
 # Our control-plane processes inherit this marker; another checkout's tests running beside
 # this one (before or after us) have their own, so their processes are not counted as ours.
@@ -25,10 +29,13 @@ ours() {
 }
 npx --no-install vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json "$@"
 rc=$?
+[ "$go_rc" = 0 ] || rc=1
 if [ -f .tmp/vitest.json ]; then
-  node -e '
+  # One line for both suites: vitest's counts plus the Go suite's ("go: N passed, N failed, N skipped").
+  GO_COUNTS="$go_counts" node -e '
     const r = require("./.tmp/vitest.json");
-    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + (r.numTodoTests ?? 0)} skipped`);
+    const go = (process.env.GO_COUNTS.match(/(\d+) passed, (\d+) failed, (\d+) skipped/) ?? [0, 0, 1, 0]).slice(1).map(Number);
+    console.log(`${r.numPassedTests + go[0]} passed, ${r.numFailedTests + go[1]} failed, ${r.numPendingTests + (r.numTodoTests ?? 0) + go[2]} skipped`);
     if (r.numTotalTests === 0) process.exit(1);
   ' || rc=1
 fi

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The Go SDK's checks, as CI runs them: server binaries present (MariaDB and
+# PostgreSQL; the tests start throwaway servers from them and FAIL when they
+# are missing), gofmt clean, go vet, then every test against the real servers.
+# Prints how long it took. Extra arguments go to `go test` (e.g. -run Race -v).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+started=$(date +%s)
+
+log() { printf '[test-go %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+if ! command -v go >/dev/null 2>&1; then
+  log "go not found on PATH: install Go 1.26 or newer"; exit 1
+fi
+bash hack/mariadb.sh >/dev/null
+bash hack/postgres.sh
+
+cd sdk/go
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+  log "not gofmt-formatted (run: gofmt -w sdk/go):"
+  printf '  %s\n' $unformatted >&2
+  exit 1
+fi
+log "go vet ./..."
+go vet ./...
+log "go test -count=1 ./..."
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+rc=0
+go test -count=1 -v "$@" ./... >"$out" 2>&1 || rc=$?
+if [ "$rc" = 0 ]; then
+  grep -E '^(ok|\?|FAIL)[[:space:]]' "$out" || true
+else
+  # The whole verbose log would be long: the failures and the end.
+  grep -E -B2 -A20 -e '--- FAIL' -e '^panic:' "$out" | head -300 || true
+  echo "..." ; tail -40 "$out"
+fi
+passed=$(grep -cE '^[[:space:]]*--- PASS' "$out" || true)
+failed=$(grep -cE '^[[:space:]]*--- FAIL' "$out" || true)
+skipped=$(grep -cE '^[[:space:]]*--- SKIP' "$out" || true)
+# Tests and subtests; a build failure or panic counts as a failure as well.
+if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then failed=1; fi
+log "done in $(( $(date +%s) - started ))s (exit $rc)"
+echo "go: $passed passed, $failed failed, $skipped skipped"
+exit $rc
