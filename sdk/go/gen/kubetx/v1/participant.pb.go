@@ -397,7 +397,8 @@ const file_kubetx_v1_participant_proto_rawDesc = "" +
 	"\x0fMessageReceiver\x12>\n" +
 	"\aDeliver\x12\x18.kubetx.v1.BranchRequest\x1a\x19.kubetx.v1.BranchResponse2c\n" +
 	"\rMessageSource\x12R\n" +
-	"\rCheckPrepared\x12\x1f.kubetx.v1.CheckPreparedRequest\x1a .kubetx.v1.CheckPreparedResponseB8Z6github.com/kubetx/kubetx/sdk/go/gen/kubetx/v1;kubetxv1b\x06proto3"
+	"\rCheckPrepared\x12\x1f.kubetx.v1.CheckPreparedRequest\x1a .kubetx.v1.CheckPreparedResponseB`\n" +
+	"\x12io.kubetx.proto.v1B\x10ParticipantProtoP\x01Z6github.com/kubetx/kubetx/sdk/go/gen/kubetx/v1;kubetxv1b\x06proto3"
 
 var (
 	file_kubetx_v1_participant_proto_rawDescOnce sync.Once

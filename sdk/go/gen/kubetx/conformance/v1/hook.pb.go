@@ -380,7 +380,8 @@ const file_kubetx_conformance_v1_hook_proto_rawDesc = "" +
 	"\x0fConformanceHook\x12d\n" +
 	"\vOpenAccount\x12).kubetx.conformance.v1.OpenAccountRequest\x1a*.kubetx.conformance.v1.OpenAccountResponse\x12d\n" +
 	"\vReadAccount\x12).kubetx.conformance.v1.ReadAccountRequest\x1a*.kubetx.conformance.v1.ReadAccountResponse\x12m\n" +
-	"\x0ePrepareMessage\x12,.kubetx.conformance.v1.PrepareMessageRequest\x1a-.kubetx.conformance.v1.PrepareMessageResponseBIZGgithub.com/kubetx/kubetx/sdk/go/gen/kubetx/conformance/v1;conformancev1b\x06proto3"
+	"\x0ePrepareMessage\x12,.kubetx.conformance.v1.PrepareMessageRequest\x1a-.kubetx.conformance.v1.PrepareMessageResponseBv\n" +
+	"\x1eio.kubetx.proto.conformance.v1B\tHookProtoP\x01ZGgithub.com/kubetx/kubetx/sdk/go/gen/kubetx/conformance/v1;conformancev1b\x06proto3"
 
 var (
 	file_kubetx_conformance_v1_hook_proto_rawDescOnce sync.Once
