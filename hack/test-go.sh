@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Go SDK's checks, as CI runs them: server binaries present (MariaDB and
+# The Go SDK's (and examples/bank-go's) checks, as CI runs them: server binaries present (MariaDB and
 # PostgreSQL; the tests start throwaway servers from them and FAIL when they
 # are missing), gofmt clean, go vet, then every test against the real servers.
 # Prints how long it took. Extra arguments go to `go test` (e.g. -run Race -v).
@@ -15,20 +15,21 @@ fi
 bash hack/mariadb.sh >/dev/null
 bash hack/postgres.sh
 
-cd sdk/go
-unformatted=$(gofmt -l .)
+# The SDK and the Go example (its own module, built against ../../sdk/go by a replace).
+unformatted=$(gofmt -l sdk/go examples/bank-go)
 if [ -n "$unformatted" ]; then
-  log "not gofmt-formatted (run: gofmt -w sdk/go):"
+  log "not gofmt-formatted (run: gofmt -w sdk/go examples/bank-go):"
   printf '  %s\n' $unformatted >&2
   exit 1
 fi
-log "go vet ./..."
-go vet ./...
-log "go test -count=1 ./..."
+log "go vet ./... (sdk/go, examples/bank-go)"
+(cd sdk/go && go vet ./...)
+(cd examples/bank-go && go vet ./...)
+log "go test -count=1 ./... (sdk/go, examples/bank-go)"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 rc=0
-go test -count=1 -v "$@" ./... >"$out" 2>&1 || rc=$?
+{ (cd sdk/go && go test -count=1 -v "$@" ./...) && (cd examples/bank-go && go test -count=1 -v "$@" ./...); } >"$out" 2>&1 || rc=$?
 if [ "$rc" = 0 ]; then
   grep -E '^(ok|\?|FAIL)[[:space:]]' "$out" || true
 else
