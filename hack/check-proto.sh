@@ -20,5 +20,6 @@ for dir in src/gen sdk/go/gen; do
     stale=1
   fi
 done
+bash hack/java-gen.sh --check || stale=1
 [ "$stale" = 0 ] || exit 1
-echo "proto: lint ok, generated code up to date (src/gen, sdk/go/gen)" >&2
+echo "proto: lint ok, generated code up to date (src/gen, sdk/go/gen, sdk/java/src/main/generated)" >&2

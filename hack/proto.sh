@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates the code made from proto/: TypeScript (ts-proto → src/gen) and
-# Go (protoc-gen-go + protoc-gen-go-grpc → sdk/go/gen), after `buf lint`.
+# Regenerates the code made from proto/: TypeScript (ts-proto → src/gen),
+# Go (protoc-gen-go + protoc-gen-go-grpc → sdk/go/gen), after `buf lint`, and
+# Java (hack/java-gen.sh → sdk/java/src/main/generated).
 # The Go plugins are built at pinned versions by hack/go-plugins.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -8,4 +9,6 @@ plugins=$(bash hack/go-plugins.sh)
 export PATH="$plugins:$PATH"
 npx --no-install buf lint
 npx --no-install buf generate
-echo "proto: generated src/gen and sdk/go/gen" >&2
+# Java: protoc and protoc-gen-grpc-java as Maven artifacts (not buf plugins: they come from Maven Central).
+bash hack/java-gen.sh
+echo "proto: generated src/gen, sdk/go/gen and sdk/java/src/main/generated" >&2

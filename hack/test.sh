@@ -14,10 +14,18 @@ step "typecheck (tsc --noEmit, strict)"
 npx --no-install tsc -p tsconfig.json --noEmit || exit 1
 step "build (tsc → dist/)"
 npx --no-install tsc -p tsconfig.build.json || exit 1
-step "Go SDK (sdk/go: gofmt, go vet, go test against real PostgreSQL, MariaDB and SQLite)"
-bash hack/test-go.sh | tee .tmp/go-test.log >&2
-go_rc=${PIPESTATUS[0]}
-go_counts=$(tail -1 .tmp/go-test.log)
+# The other languages' SDKs and examples, each ending with "<lang>: N passed, N failed, N skipped".
+sdk_failed=0
+sdk_counts=()
+sdk_suite() {
+  local lang=$1 title=$2
+  step "$title"
+  bash "hack/test-$lang.sh" | tee ".tmp/$lang-test.log" >&2
+  [ "${PIPESTATUS[0]}" = 0 ] || sdk_failed=1
+  sdk_counts+=("$(tail -1 ".tmp/$lang-test.log")")
+}
+sdk_suite go "Go SDK (sdk/go, examples/bank-go: gofmt, go vet, go test against real PostgreSQL, MariaDB and SQLite)"
+sdk_suite java "Java SDK (sdk/java, examples/bank-java: mvn verify, JUnit 5 against real PostgreSQL and MariaDB)"
 step "tests (vitest: unit, then integration against the real control plane)"
 # Our control-plane processes inherit this marker; another checkout's tests running beside
 # this one (before or after us) have their own, so their processes are not counted as ours.
@@ -29,13 +37,19 @@ ours() {
 }
 npx --no-install vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json "$@"
 rc=$?
-[ "$go_rc" = 0 ] || rc=1
+[ "$sdk_failed" = 0 ] || rc=1
 if [ -f .tmp/vitest.json ]; then
-  # One line for both suites: vitest's counts plus the Go suite's ("go: N passed, N failed, N skipped").
-  GO_COUNTS="$go_counts" node -e '
+  # One line for everything: vitest's counts plus each SDK suite's; a suite without its line counts as one failure.
+  SDK_COUNTS="$(printf '%s\n' "${sdk_counts[@]}")" node -e '
     const r = require("./.tmp/vitest.json");
-    const go = (process.env.GO_COUNTS.match(/(\d+) passed, (\d+) failed, (\d+) skipped/) ?? [0, 0, 1, 0]).slice(1).map(Number);
-    console.log(`${r.numPassedTests + go[0]} passed, ${r.numFailedTests + go[1]} failed, ${r.numPendingTests + (r.numTodoTests ?? 0) + go[2]} skipped`);
+    const sum = [r.numPassedTests, r.numFailedTests, r.numPendingTests + (r.numTodoTests ?? 0)];
+    for (const line of process.env.SDK_COUNTS.split("\n").filter(Boolean)) {
+      const m = line.match(/(\d+) passed, (\d+) failed, (\d+) skipped/);
+      const n = m ? m.slice(1).map(Number) : [0, 1, 0];
+      for (let i = 0; i < 3; i++) sum[i] += n[i];
+      console.error(line);
+    }
+    console.log(`${sum[0]} passed, ${sum[1]} failed, ${sum[2]} skipped`);
     if (r.numTotalTests === 0) process.exit(1);
   ' || rc=1
 fi
