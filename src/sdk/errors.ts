@@ -4,10 +4,12 @@
  * The operator reads only the status code (API.md, "Participant protocol"):
  *   - OK                               the call is done;
  *   - ABORTED / FAILED_PRECONDITION    from Try/Execute: a business "no", the transaction rolls back;
+ *   - INVALID_ARGUMENT                 from Try/Execute: the request can never succeed, rolled back at once;
  *   - anything else                    try again later (with backoff).
  *
- * So a handler says "no" by throwing `Refused`; every other exception is treated
- * as transient (UNAVAILABLE) and the same call will come again.
+ * So a handler says "no" by throwing `Refused`, "this payload is malformed" by
+ * throwing `InvalidPayload`; every other exception is treated as transient
+ * (UNAVAILABLE) and the same call will come again.
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
 
@@ -30,6 +32,20 @@ export class Refused extends Error {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = options?.code ?? 'ABORTED';
   }
+}
+
+/**
+ * The request can never succeed (a payload the participant cannot parse, or
+ * one that breaks its rules): answered INVALID_ARGUMENT. From Try/Execute the
+ * operator refuses the branch at once instead of retrying until the timeout;
+ * from Confirm/Cancel/Compensate/Deliver it keeps retrying and marks the
+ * transaction Stalled (someone must fix the participant). Under a barrier the
+ * handler's writes are rolled back and nothing is recorded, so the Cancel or
+ * Compensate that follows is a null compensation. (Go: participant.Invalid;
+ * Java: InvalidPayloadException; Python: InvalidPayload.)
+ */
+export class InvalidPayload extends Error {
+  override readonly name = 'InvalidPayload';
 }
 
 /** The handler returned more than MAX_DATA_BYTES of data: answered INTERNAL (retryable), nothing is recorded. */
@@ -55,6 +71,7 @@ export function statusOf(err: unknown): { code: GrpcStatus; details: string } {
       details: err.message,
     };
   }
+  if (err instanceof InvalidPayload) return { code: GrpcStatus.INVALID_ARGUMENT, details: err.message };
   if (err instanceof DataTooLarge) return { code: GrpcStatus.INTERNAL, details: err.message };
   const details = err instanceof Error ? err.message : String(err);
   return { code: GrpcStatus.UNAVAILABLE, details: details || 'participant error' };

@@ -20,7 +20,8 @@
  * Put asynchronous work in `middleware` (it runs outside the barrier).
  * With PgBarrier (PostgreSQL, `pg`) handlers may be async and get the
  * transaction's `PoolClient` as `ctx.tx`: `new PgBarrier(new pg.Pool(...))`.
- * Errors: throw `Refused` for a business "no" (ABORTED); anything else is
+ * Errors: throw `Refused` for a business "no" (ABORTED), `InvalidPayload` for a
+ * malformed request (INVALID_ARGUMENT); anything else is
  * retried by the operator (UNAVAILABLE); data over 4 KiB is INTERNAL.
  */
 export {
@@ -42,7 +43,7 @@ export {
   type SourceHandlers,
   type TccHandlers,
 } from './serve.js';
-export { Refused, DataTooLarge, MAX_DATA_BYTES, isRefused, statusOf, type RefusalCode } from './errors.js';
+export { Refused, InvalidPayload, DataTooLarge, MAX_DATA_BYTES, isRefused, statusOf, type RefusalCode } from './errors.js';
 export {
   applyBarrierRules,
   applyBarrierRulesAsync,

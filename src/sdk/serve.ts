@@ -25,7 +25,7 @@ import {
   TccParticipantService,
 } from '../gen/kubetx/v1/participant.js';
 import type { Barrier, BarrierMethod, BarrierOutcome, BarrierResponse, BarrierResult } from './barrier.js';
-import { DataTooLarge, MAX_DATA_BYTES, Refused, statusOf } from './errors.js';
+import { DataTooLarge, InvalidPayload, MAX_DATA_BYTES, Refused, statusOf } from './errors.js';
 
 export type BranchMethod = BarrierMethod;
 
@@ -274,6 +274,7 @@ function makeBranchCall<Tx>(
         const { code, details } = statusOf(err);
         const fields = { code: grpc.status[code], durationMs: Date.now() - started };
         if (err instanceof Refused) log.info({ ...fields, outcome: 'refused', reason: details }, `${method} refused`);
+        else if (err instanceof InvalidPayload) log.info({ ...fields, outcome: 'invalid', reason: details }, `${method} invalid`);
         else log.warn({ ...fields, outcome: 'error', err }, `${method} failed`);
         callback({ code, details, metadata: new grpc.Metadata() } as grpc.ServiceError, null);
       },
@@ -357,7 +358,7 @@ function makeContext<Tx>(
   };
 }
 
-/** Parses JSON on first use; an empty payload is undefined; invalid JSON throws Refused. */
+/** Parses JSON on first use; an empty payload is undefined; invalid JSON throws InvalidPayload (it can never succeed). */
 function lazyJson(raw: Buffer): () => unknown {
   let parsed = false;
   let value: unknown;
@@ -368,7 +369,7 @@ function lazyJson(raw: Buffer): () => unknown {
         try {
           value = JSON.parse(raw.toString('utf8'));
         } catch (err) {
-          throw new Refused(`payload is not valid JSON: ${(err as Error).message}`, { cause: err });
+          throw new InvalidPayload(`payload is not valid JSON: ${(err as Error).message}`, { cause: err });
         }
       }
       parsed = true;

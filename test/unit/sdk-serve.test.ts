@@ -11,6 +11,7 @@ import {
 } from '../../src/gen/kubetx/v1/participant.js';
 import {
   MAX_DATA_BYTES,
+  InvalidPayload,
   Refused,
   serveParticipant,
   SqliteBarrier,
@@ -128,11 +129,20 @@ describe('serveParticipant', () => {
     expect(await callErr(c, 'cancel', request({}))).toEqual({ code: grpc.status.UNAVAILABLE, details: 'database is locked' });
   });
 
-  it('refuses an invalid JSON payload when the handler reads it', async () => {
-    const p = await serve({ tcc: { try: (ctx) => ({ message: String(ctx.payload) }), confirm: ok, cancel: (ctx) => ({ message: String(ctx.rawPayload.length) }) } });
+  it('answers INVALID_ARGUMENT for an invalid JSON payload when the handler reads it, and for InvalidPayload', async () => {
+    const p = await serve({
+      tcc: {
+        try: (ctx) => ({ message: String(ctx.payload) }),
+        confirm: () => {
+          throw new InvalidPayload('payload.amount must be a positive integer');
+        },
+        cancel: (ctx) => ({ message: String(ctx.rawPayload.length) }),
+      },
+    });
     const c = client(p.port);
+    expect(await callErr(c, 'confirm', request({}))).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'payload.amount must be a positive integer' });
     const err = await callErr(c, 'try', request({ payload: Buffer.from('{nope') }));
-    expect(err.code).toBe(grpc.status.ABORTED);
+    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(err.details).toMatch(/payload is not valid JSON/);
     expect((await callOk(c, 'cancel', request({ payload: Buffer.from('{nope') }))).message).toBe('5');
   });
