@@ -21,5 +21,6 @@ for dir in src/gen sdk/go/gen; do
   fi
 done
 bash hack/java-gen.sh --check || stale=1
+bash hack/python-gen.sh --check || stale=1
 [ "$stale" = 0 ] || exit 1
-echo "proto: lint ok, generated code up to date (src/gen, sdk/go/gen, sdk/java/src/main/generated)" >&2
+echo "proto: lint ok, generated code up to date (src/gen, sdk/go/gen, sdk/java/src/main/generated, sdk/python/src/kubetx_participant/_gen)" >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the code made from proto/: TypeScript (ts-proto → src/gen),
 # Go (protoc-gen-go + protoc-gen-go-grpc → sdk/go/gen), after `buf lint`, and
-# Java (hack/java-gen.sh → sdk/java/src/main/generated).
+# Java (hack/java-gen.sh → sdk/java/src/main/generated) and Python
+# (hack/python-gen.sh → sdk/python/src/kubetx_participant/_gen).
 # The Go plugins are built at pinned versions by hack/go-plugins.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,4 +12,6 @@ npx --no-install buf lint
 npx --no-install buf generate
 # Java: protoc and protoc-gen-grpc-java as Maven artifacts (not buf plugins: they come from Maven Central).
 bash hack/java-gen.sh
-echo "proto: generated src/gen, sdk/go/gen and sdk/java/src/main/generated" >&2
+# Python: grpcio-tools from PyPI, in a cached venv.
+bash hack/python-gen.sh
+echo "proto: generated src/gen, sdk/go/gen, sdk/java/src/main/generated and sdk/python/src/kubetx_participant/_gen" >&2

@@ -26,6 +26,7 @@ sdk_suite() {
 }
 sdk_suite go "Go SDK (sdk/go, examples/bank-go: gofmt, go vet, go test against real PostgreSQL, MariaDB and SQLite)"
 sdk_suite java "Java SDK (sdk/java, examples/bank-java: mvn verify, JUnit 5 against real PostgreSQL and MariaDB)"
+sdk_suite python "Python SDK (sdk/python, examples/bank-python: pytest against real PostgreSQL and SQLite)"
 step "tests (vitest: unit, then integration against the real control plane)"
 # Our control-plane processes inherit this marker; another checkout's tests running beside
 # this one (before or after us) have their own, so their processes are not counted as ours.
