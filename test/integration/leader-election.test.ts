@@ -193,9 +193,11 @@ describe('leader election (lease 4s, renew deadline 3s, retry 1s)', () => {
 
     // Decided once: by the first leader, before it died; the successor found the decision and only carried it out.
     for (const n of names) {
+      // The standby logs "transaction finished" after its status write returns, so the test's watch can see the
+      // terminal phase before that line has come through the pipe: wait for the line rather than expect it already.
+      await standby.op.waitForLog((l) => l.msg === 'transaction finished' && l.transaction === n, 10_000);
       expect(leader.op.lines.filter((l) => l.msg === 'decision persisted' && l.transaction === n), n).toHaveLength(1);
       expect(standby.op.lines.filter((l) => l.msg === 'decision persisted' && l.transaction === n), n).toHaveLength(0);
-      expect(standby.op.lines.some((l) => l.msg === 'transaction finished' && l.transaction === n), n).toBe(true);
     }
     // Every status the objects went through: once a decision is recorded it never changes or disappears,
     // and the phase only moves forward.
