@@ -10,6 +10,7 @@ step() { printf '\n== %s\n' "$*" >&2; }
 
 step "proto: lint and staleness check"
 bash hack/check-proto.sh || exit 1
+step "GitHub Actions workflows: actionlint (.github/workflows)"; bash hack/actionlint.sh || exit 1
 step "typecheck (tsc --noEmit, strict)"
 npx --no-install tsc -p tsconfig.json --noEmit || exit 1
 step "build (tsc → dist/)"
