@@ -14,29 +14,31 @@
  * the audit agrees with each bank's kubetx_barrier table. A second test runs
  * the conformance kit against a bank of its own.
  */
-import * as k8s from '@kubernetes/client-node';
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DistributedTransaction } from '../../src/api/types.js';
 import {
+  BankTestbed,
+  PhaseWatch,
+  REFUSED_FOR_FUNDS,
   bankLauncher,
-  bankPool,
-  createDatabases,
-  effectsByBranch,
-  hookClient,
-  ledgerProblems,
+  committedPhase,
+  effectProblems,
+  expectedBalances,
+  faultLines,
   openAccounts,
-  readLedger,
+  openingTotal,
+  outcomes,
+  readAccount,
+  readBanks,
+  rolledBackPhase,
   runConformanceKit,
-  startBank,
+  seededPlan,
+  sendersAndReceivers,
+  transferTx,
   type BankLauncher,
   type BankProcess,
+  type Transfer,
+  type TransferTxOptions,
 } from '../support/banks.js';
-import { freshNamespace, kubeConfig, kubeconfigPath, whileProgressing } from '../support/env.js';
-import { startOperator, type OperatorProcess } from '../support/operator.js';
-import { transactions, terminal } from '../support/payment.js';
-import { startPostgres, stopPostgres, type PostgresServer } from '../support/postgres.js';
-import { TransactionWatch } from '../support/tx-watch.js';
 
 const TRANSFERS = 20;
 const FAULT_RATE = 0.2;
@@ -52,235 +54,106 @@ const ACCOUNTS: Record<BankName, { senders: string[]; receivers: string[] }> = {
   beta: { senders: ['b1', 'b2', 'b3'], receivers: ['br1', 'br2'] },
 };
 const OPENING = { sender: 1_000, receiver: 500 };
+const OPENING_BALANCES = sendersAndReceivers(ACCOUNTS, OPENING);
 
-interface Transfer {
-  name: string;
-  mode: 'TCC' | 'Saga';
-  from: { bank: BankName; account: string };
-  to: { bank: BankName; account: string };
-  amount: number;
-}
-
-let kc: k8s.KubeConfig;
-let ns: string;
-let txs: ReturnType<typeof transactions>;
+let bed: BankTestbed;
 let launcher: BankLauncher;
-let pgServer: PostgresServer | undefined;
-let urls: Record<string, string>;
-const pools: Partial<Record<BankName, pg.Pool>> = {};
 const banks: Partial<Record<BankName, BankProcess>> = {};
-let operator: OperatorProcess | undefined;
 const log = (m: string) => process.stderr.write(`[bank-ts] ${m}\n`);
 
-function transferTx(t: Transfer, payloadOf = (side: Transfer['from']): unknown => ({ account: side.account, amount: t.amount })): DistributedTransaction {
-  const branch = (name: 'out' | 'in', side: Transfer['from'], operation: string) => ({
-    name,
-    endpoint: { address: banks[side.bank]!.address },
-    operation,
-    payload: payloadOf(side),
-    callTimeout: '5s',
-    ...(t.mode === 'Saga' && name === 'in' ? { dependsOn: ['out'] } : {}),
-  });
-  return {
-    apiVersion: 'kubetx.io/v1alpha1',
-    kind: 'DistributedTransaction',
-    metadata: { name: t.name, namespace: ns } as DistributedTransaction['metadata'],
-    spec: {
-      mode: t.mode,
-      timeout: '90s',
-      retry: { initialInterval: '200ms', maxInterval: '2s', multiplier: 2, maxAttempts: 0 },
-      branches: [branch('out', t.from, 'TransOut'), branch('in', t.to, 'TransIn')],
-    },
-  } as DistributedTransaction;
-}
-
-function plan(): Transfer[] {
-  let seed = 0x7a11;
-  const rand = (n: number) => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed % n;
-  };
-  return Array.from({ length: TRANSFERS }, (_, i): Transfer => {
-    const fromBank: BankName = i % 4 < 2 ? 'alpha' : 'beta';
-    const toBank: BankName = fromBank === 'alpha' ? 'beta' : 'alpha';
-    const senders = ACCOUNTS[fromBank].senders;
-    const receivers = ACCOUNTS[toBank].receivers;
-    return {
-      name: `transfer-${String(i).padStart(2, '0')}`,
-      mode: i % 2 === 0 ? 'TCC' : 'Saga',
-      from: { bank: fromBank, account: senders[Math.floor(i / 4) % senders.length]! },
-      to: { bank: toBank, account: receivers[i % receivers.length]! },
-      amount: i % REFUSED_EVERY === REFUSED_EVERY - 1 ? OVER_BALANCE : 50 + rand(250),
-    };
-  });
-}
+const transferTxOf = (t: Transfer<BankName>, payload?: TransferTxOptions<BankName>['payload']) =>
+  transferTx(t, { namespace: bed.ns, address: (b) => banks[b]!.address, timeout: '90s', payload });
 
 beforeAll(async () => {
   launcher = await bankLauncher('ts');
-  kc = kubeConfig();
-  ns = await freshNamespace(kc, 'bank-ts');
-  txs = transactions(kc);
-  pgServer = await startPostgres({ database: 'bank_postgres' });
-  urls = await createDatabases(pgServer, [...BANKS, 'kit']);
+  bed = await BankTestbed.start('bank-ts', [...BANKS, 'kit']);
   // Both banks, and a second alpha process beside the first: two processes of one bank creating
   // the schema at the same moment must not trip over each other.
   const [alpha, beta, twin] = await Promise.all([
-    startBank(launcher, { name: 'alpha', databaseUrl: urls.alpha!, faultRate: FAULT_RATE }),
-    startBank(launcher, { name: 'beta', databaseUrl: urls.beta!, faultRate: FAULT_RATE }),
-    startBank(launcher, { name: 'alpha', databaseUrl: urls.alpha! }),
+    bed.startBank(launcher, { name: 'alpha', databaseUrl: bed.url('alpha'), faultRate: FAULT_RATE }),
+    bed.startBank(launcher, { name: 'beta', databaseUrl: bed.url('beta'), faultRate: FAULT_RATE }),
+    bed.startBank(launcher, { name: 'alpha', databaseUrl: bed.url('alpha') }),
   ]);
   // SIGTERM: a graceful stop, exit code 0.
   await twin!.stop();
   expect(twin!.child.exitCode, twin!.stderr()).toBe(0);
   expect(twin!.lines.some((l) => l.msg === 'bank stopped')).toBe(true);
-  banks.alpha = alpha;
-  banks.beta = beta;
-  for (const b of BANKS) {
-    pools[b] = bankPool(pgServer, b);
-    await openAccounts(banks[b]!.address, {
-      ...Object.fromEntries(ACCOUNTS[b].senders.map((a) => [a, OPENING.sender])),
-      ...Object.fromEntries(ACCOUNTS[b].receivers.map((a) => [a, OPENING.receiver])),
-    });
-  }
-  const hook = hookClient(banks.alpha!.address);
-  try {
-    expect(await hook.readAccount({ account: 'a1' })).toMatchObject({ found: true, balance: OPENING.sender, held: 0 });
-  } finally {
-    hook.close();
-  }
-  operator = await startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns] });
+  Object.assign(banks, { alpha, beta });
+  for (const b of BANKS) await openAccounts(banks[b]!.address, OPENING_BALANCES[b]);
+  expect(await readAccount(banks.alpha!.address, 'a1')).toMatchObject({ found: true, balance: OPENING.sender, held: 0 });
+  await bed.startOperator();
 }, 180_000);
 
 afterAll(async () => {
-  await operator?.kill('SIGKILL');
-  await Promise.all(BANKS.map((b) => banks[b]?.stop()));
-  await stopPostgres(pgServer, BANKS.map((b) => pools[b]));
+  await bed?.close();
 });
 
 describe('bank-ts: the TypeScript example participant', () => {
   it(`${TRANSFERS} TCC and Saga transfers between two banks survive participant faults and an operator SIGKILL`, async () => {
     const started = Date.now();
-    const transfers = plan();
-    const phases = new Map<string, string>();
-    let lastProgress = Date.now();
-    const watch = new TransactionWatch(kc, ns, (obj) => {
-      const phase = obj.status?.phase ?? '';
-      if (phases.get(obj.metadata.name!) !== phase) lastProgress = Date.now();
-      phases.set(obj.metadata.name!, phase);
-    });
-    await watch.start();
-    const terminalCount = () => [...phases.values()].filter((p) => terminal.has(p)).length;
+    const transfers = seededPlan({ seed: 0x7a11, count: TRANSFERS, banks: ['alpha', 'beta'], accounts: ACCOUNTS, refusedEvery: REFUSED_EVERY, overBalance: OVER_BALANCE });
+    const watch = await PhaseWatch.start(bed.kc, bed.ns, bed.txs);
     const all = TRANSFERS + 1;
     let kills = 0;
     try {
       const half = TRANSFERS / 2;
-      await Promise.all(transfers.slice(0, half).map((t) => txs.create(transferTx(t))));
+      await Promise.all(transfers.slice(0, half).map((t) => bed.txs.create(transferTxOf(t))));
       // A payload the bank can never take: INVALID_ARGUMENT, rolled back at once.
-      const bad: Transfer = { name: BAD_PAYLOAD, mode: 'TCC', from: { bank: 'alpha', account: 'a1' }, to: { bank: 'beta', account: 'br1' }, amount: 10 };
-      await txs.create(transferTx(bad, (side) => (side.bank === 'alpha' ? { account: side.account, amount: 'ten' } : { account: side.account, amount: 10 })));
-      lastProgress = Date.now();
+      const bad: Transfer<BankName> = { name: BAD_PAYLOAD, mode: 'TCC', from: { bank: 'alpha', account: 'a1' }, to: { bank: 'beta', account: 'br1' }, amount: 10 };
+      await bed.txs.create(transferTxOf(bad, (side) => (side.bank === 'alpha' ? { account: side.account, amount: 'ten' } : { account: side.account, amount: 10 })));
+      watch.touch();
       // Kill while the first half runs, once something has moved.
-      await whileProgressing(
-        'progress before the kill',
-        async () => (transfers.slice(0, half).some((t) => (phases.get(t.name) ?? '') !== '') ? true : undefined),
-        () => lastProgress,
-        60_000,
-      );
-      await operator!.kill('SIGKILL');
+      await watch.until('progress before the kill', () => transfers.slice(0, half).some((t) => watch.phase(t.name) !== ''), 60_000);
+      await bed.restartOperator();
       kills++;
-      log(`kill at ${terminalCount()}/${phases.size} terminal`);
-      operator = await startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns] });
-      await Promise.all(transfers.slice(half).map((t) => txs.create(transferTx(t))));
-      lastProgress = Date.now();
-      await whileProgressing(
-        `all ${all} transfers terminal`,
-        async () => (terminalCount() === all ? true : undefined),
-        () => lastProgress,
-        60_000,
-        async () => {
-          const open = (await txs.list(ns)).filter((t) => !terminal.has(t.status?.phase ?? ''));
-          return open.map((t) => `${t.metadata.name}: ${t.status?.phase} ${t.status?.message ?? ''} ${JSON.stringify(t.status?.branches?.map((b) => [b.name, b.state, b.lastError]))}`).join('\n');
-        },
-      );
+      log(`kill at ${watch.terminalCount()}/${watch.phases.size} terminal`);
+      await Promise.all(transfers.slice(half).map((t) => bed.txs.create(transferTxOf(t))));
+      watch.touch();
+      await watch.untilTerminal(all, `all ${all} transfers terminal`, 60_000);
     } finally {
       watch.stop();
     }
 
-    const final = await txs.list(ns);
+    const final = await bed.txs.list(bed.ns);
     expect(final.length).toBe(all);
-    const uid = new Map(final.map((t) => [t.metadata.name!, t.metadata.uid!]));
-    const outcome = new Map(final.map((t) => [t.metadata.name!, t.status?.phase ?? '']));
-    const message = new Map(final.map((t) => [t.metadata.name!, t.status?.message ?? '']));
+    const { phase: outcome, message, uidToName } = outcomes(final);
     expect(outcome.get(BAD_PAYLOAD)).toBe('Aborted');
     expect(message.get(BAD_PAYLOAD)).toMatch(/branch out: Try refused: INVALID_ARGUMENT: payload: amount must be an integer/);
 
-    const committed = transfers.filter((t) => outcome.get(t.name) === (t.mode === 'TCC' ? 'Committed' : 'Completed'));
-    const rolledBack = transfers.filter((t) => outcome.get(t.name) === (t.mode === 'TCC' ? 'Aborted' : 'Compensated'));
+    const committed = transfers.filter((t) => outcome.get(t.name) === committedPhase(t.mode));
+    const rolledBack = transfers.filter((t) => outcome.get(t.name) === rolledBackPhase(t.mode));
     expect(committed.length + rolledBack.length, `unexpected phases: ${JSON.stringify([...outcome])}`).toBe(TRANSFERS);
     for (const t of transfers.filter((x) => x.amount === OVER_BALANCE)) {
-      expect(outcome.get(t.name), t.name).toBe(t.mode === 'TCC' ? 'Aborted' : 'Compensated');
-      expect(message.get(t.name), t.name).toMatch(/branch out: (Try|Execute) refused: ABORTED: .*insufficient funds/);
+      expect(outcome.get(t.name), t.name).toBe(rolledBackPhase(t.mode));
+      expect(message.get(t.name), t.name).toMatch(REFUSED_FOR_FUNDS);
     }
     expect(committed.filter((t) => t.mode === 'TCC').length).toBeGreaterThan(0);
     expect(committed.filter((t) => t.mode === 'Saga').length).toBeGreaterThan(0);
 
-    const expected = new Map<string, number>();
-    for (const bank of BANKS) {
-      for (const a of ACCOUNTS[bank].senders) expected.set(`${bank}/${a}`, OPENING.sender);
-      for (const a of ACCOUNTS[bank].receivers) expected.set(`${bank}/${a}`, OPENING.receiver);
-    }
-    for (const t of committed) {
-      expected.set(`${t.from.bank}/${t.from.account}`, expected.get(`${t.from.bank}/${t.from.account}`)! - t.amount);
-      expected.set(`${t.to.bank}/${t.to.account}`, expected.get(`${t.to.bank}/${t.to.account}`)! + t.amount);
-    }
-    const actual = new Map<string, number>();
-    let total = 0;
-    const effects = new Map<string, string[]>();
-    const uidToName = new Map([...uid].map(([n, u]) => [u, n]));
-    for (const bank of BANKS) {
-      const ledger = await readLedger(pools[bank]!);
-      for (const a of ledger.accounts.values()) {
-        actual.set(`${bank}/${a.id}`, a.balance);
-        total += a.balance;
-      }
-      expect(ledgerProblems(bank, ledger)).toEqual([]);
-      for (const [k, methods] of effectsByBranch(ledger)) {
-        const [u, b] = k.split('/');
-        effects.set(`${uidToName.get(u!)}/${b}`, methods);
-      }
-    }
-    expect(total).toBe(BANKS.reduce((s, b) => s + ACCOUNTS[b].senders.length * OPENING.sender + ACCOUNTS[b].receivers.length * OPENING.receiver, 0));
-    expect(Object.fromEntries(actual)).toEqual(Object.fromEntries(expected));
+    const read = await readBanks(bed.poolsOf(BANKS), uidToName);
+    expect(read.problems).toEqual([]);
+    expect(read.total).toBe(openingTotal(OPENING_BALANCES));
+    expect(read.balances).toEqual(expectedBalances(OPENING_BALANCES, committed));
     // The bad payload left no trace on the refusing side; its TransIn was tried and cancelled, or never tried.
-    expect(effects.get(`${BAD_PAYLOAD}/out`)).toBeUndefined();
-    expect([undefined, ['Cancel', 'Try']]).toContainEqual(effects.get(`${BAD_PAYLOAD}/in`));
-    for (const t of transfers) {
-      for (const branch of ['out', 'in']) {
-        const got = effects.get(`${t.name}/${branch}`) ?? [];
-        const ok = outcome.get(t.name);
-        if (t.mode === 'TCC') {
-          if (ok === 'Committed') expect(got, `${t.name}/${branch}`).toEqual(['Confirm', 'Try']);
-          else expect([[], ['Cancel', 'Try']], `${t.name}/${branch}: ${got}`).toContainEqual(got);
-        } else if (ok === 'Completed') expect(got, `${t.name}/${branch}`).toEqual(['Execute']);
-        else expect([[], ['Compensate', 'Execute']], `${t.name}/${branch}: ${got}`).toContainEqual(got);
-      }
-    }
+    expect(read.effects.get(`${BAD_PAYLOAD}/out`)).toBeUndefined();
+    expect([undefined, ['Cancel', 'Try']]).toContainEqual(read.effects.get(`${BAD_PAYLOAD}/in`));
+    expect(effectProblems(transfers, outcome, read.effects)).toEqual([]);
 
-    const faultLines = BANKS.flatMap((b) => banks[b]!.lines.filter((l) => l.msg === 'fault injected'));
-    const afterCommit = faultLines.filter((l) => l.when === 'after').length;
+    const faults = faultLines(BANKS.map((b) => banks[b]!));
+    const afterCommit = faults.filter((l) => l.when === 'after').length;
     log(
       `${TRANSFERS} transfers (${TRANSFERS / 2} TCC, ${TRANSFERS / 2} Saga) + 1 bad payload: ${committed.length} committed, ${rolledBack.length} rolled back ` +
         `(${transfers.filter((t) => t.amount === OVER_BALANCE).length} over the balance); ${kills} operator SIGKILL, ` +
-        `${faultLines.length} faults injected (${afterCommit} after the commit); ${Date.now() - started} ms`,
+        `${faults.length} faults injected (${afterCommit} after the commit); ${Date.now() - started} ms`,
     );
     expect(kills).toBe(1);
     expect(afterCommit).toBeGreaterThan(0);
-    expect(faultLines.length - afterCommit).toBeGreaterThan(0);
+    expect(faults.length - afterCommit).toBeGreaterThan(0);
   }, 180_000);
 
   it('passes the conformance kit (tcc, saga) on a bank of its own', async () => {
     // No injected faults here: the kit judges every answer.
-    const bank = await startBank(launcher, { name: 'kit', databaseUrl: urls.kit! });
+    const bank = await bed.startBank(launcher, { name: 'kit', databaseUrl: bed.url('kit') });
     try {
       const { code, report, out } = await runConformanceKit(bank.address);
       const failed = report.rules.filter((r) => !r.pass);

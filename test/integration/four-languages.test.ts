@@ -19,28 +19,22 @@
  * all balances unchanged. All four banks are required: a missing one fails the
  * test, naming what to build.
  */
-import * as k8s from '@kubernetes/client-node';
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DistributedTransaction } from '../../src/api/types.js';
 import {
+  BankTestbed,
+  PhaseWatch,
   bankLauncher,
-  bankPool,
-  createDatabases,
+  bankTx,
   effectsByBranch,
-  ledgerProblems,
+  faultLines,
   openAccounts,
-  readLedger,
-  startBank,
+  outcomes,
+  readBanks,
   type BankLauncher,
   type BankProcess,
   type Language,
 } from '../support/banks.js';
-import { freshNamespace, kubeConfig, kubeconfigPath, whileProgressing } from '../support/env.js';
-import { startOperator, type OperatorProcess } from '../support/operator.js';
-import { transactions, terminal } from '../support/payment.js';
-import { startPostgres, stopPostgres, type PostgresServer } from '../support/postgres.js';
-import { TransactionWatch } from '../support/tx-watch.js';
 
 const LANGUAGES: Language[] = ['ts', 'go', 'java', 'python'];
 const FAULT_RATE = 0.15; // of calls answered UNAVAILABLE, half before and half after committing
@@ -71,39 +65,29 @@ const PLANS: Plan[] = [
   { name: 'saga-refused-credit', mode: 'Saga', from: 'python', to: split('python', [70, 80, 90]), unknownPayee: 'go', expect: 'Compensated' },
 ];
 
-let kc: k8s.KubeConfig;
-let ns: string;
-let txs: ReturnType<typeof transactions>;
-let pgServer: PostgresServer | undefined;
-const pools: Partial<Record<Language, pg.Pool>> = {};
+let bed: BankTestbed;
 const banks: Partial<Record<Language, BankProcess>> = {};
-let operator: OperatorProcess | undefined;
 const log = (m: string) => process.stderr.write(`[four-languages] ${m}\n`);
 
 function transferTx(p: Plan): DistributedTransaction {
   const total = Object.values(p.to).reduce((s, n) => s + n, 0);
-  const branch = (name: string, language: Language, operation: string, account: string, amount: number) => ({
-    name,
-    endpoint: { address: banks[language]!.address },
-    operation,
-    payload: { account, amount },
-    callTimeout: '5s',
-    ...(p.mode === 'Saga' && operation === 'TransIn' ? { dependsOn: [`out-${p.from}`] } : {}),
+  const out = `out-${p.from}`;
+  return bankTx({
+    name: p.name,
+    namespace: bed.ns,
+    mode: p.mode,
+    timeout: '60s',
+    branches: [
+      { name: out, address: banks[p.from]!.address, operation: 'TransOut', payload: { account: 'payer', amount: p.expect === 'Aborted' ? OVER_BALANCE : total } },
+      ...Object.entries(p.to).map(([l, amount]) => ({
+        name: `in-${l}`,
+        address: banks[l as Language]!.address,
+        operation: 'TransIn' as const,
+        payload: { account: p.unknownPayee === l ? 'nobody' : 'payee', amount },
+        ...(p.mode === 'Saga' ? { dependsOn: [out] } : {}),
+      })),
+    ],
   });
-  return {
-    apiVersion: 'kubetx.io/v1alpha1',
-    kind: 'DistributedTransaction',
-    metadata: { name: p.name, namespace: ns } as DistributedTransaction['metadata'],
-    spec: {
-      mode: p.mode,
-      timeout: '60s',
-      retry: { initialInterval: '200ms', maxInterval: '2s', multiplier: 2, maxAttempts: 0 },
-      branches: [
-        branch(`out-${p.from}`, p.from, 'TransOut', 'payer', p.expect === 'Aborted' ? OVER_BALANCE : total),
-        ...Object.entries(p.to).map(([l, amount]) => branch(`in-${l}`, l as Language, 'TransIn', p.unknownPayee === l ? 'nobody' : 'payee', amount)),
-      ],
-    },
-  } as DistributedTransaction;
 }
 
 beforeAll(async () => {
@@ -115,59 +99,36 @@ beforeAll(async () => {
   const launchers = Object.fromEntries(launched.map((r, i) => [LANGUAGES[i], (r as PromiseFulfilledResult<BankLauncher>).value])) as Record<Language, BankLauncher>;
   log(`launchers ready in ${Date.now() - started} ms: ${LANGUAGES.map((l) => `${l} (${launchers[l].note})`).join(', ')}`);
 
-  kc = kubeConfig();
-  ns = await freshNamespace(kc, 'four-languages');
-  txs = transactions(kc);
-  pgServer = await startPostgres({ database: 'four_languages' });
-  const urls = await createDatabases(pgServer, LANGUAGES);
-  const [operatorStarted, ...started4] = await Promise.all([
-    startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns] }),
-    ...LANGUAGES.map((l, i) => startBank(launchers[l], { name: l, databaseUrl: urls[l]!, faultRate: FAULT_RATE, faultSeed: 4242 + i, startTimeoutMs: 60_000 })),
+  bed = await BankTestbed.start('four-languages', LANGUAGES);
+  const [, ...started4] = await Promise.all([
+    bed.startOperator(),
+    ...LANGUAGES.map((l, i) => bed.startBank(launchers[l], { name: l, databaseUrl: bed.url(l), faultRate: FAULT_RATE, faultSeed: 4242 + i, startTimeoutMs: 60_000 })),
   ]);
-  operator = operatorStarted as OperatorProcess;
   for (const [i, l] of LANGUAGES.entries()) {
     banks[l] = started4[i] as BankProcess;
-    pools[l] = bankPool(pgServer, l);
     await openAccounts(banks[l]!.address, { payer: OPENING.payer, payee: OPENING.payee });
   }
   log(`four banks and the operator up in ${Date.now() - started} ms`);
 }, 300_000);
 
 afterAll(async () => {
-  await operator?.kill('SIGKILL');
-  await Promise.all(LANGUAGES.map((l) => banks[l]?.stop()));
-  await stopPostgres(pgServer, LANGUAGES.map((l) => pools[l]));
+  await bed?.close();
 });
 
 describe('four languages in one transaction', () => {
   it('TCC and Saga transactions spanning TypeScript, Go, Java and Python banks commit, abort, complete and compensate exactly', async () => {
     const started = Date.now();
-    const phases = new Map<string, string>();
-    let lastProgress = Date.now();
-    const watch = new TransactionWatch(kc, ns, (obj) => {
-      const phase = obj.status?.phase ?? '';
-      if (phases.get(obj.metadata.name!) !== phase) lastProgress = Date.now();
-      phases.set(obj.metadata.name!, phase);
-    });
-    await watch.start();
+    const watch = await PhaseWatch.start(bed.kc, bed.ns, bed.txs);
     try {
-      await Promise.all(PLANS.map((p) => txs.create(transferTx(p))));
-      lastProgress = Date.now();
-      await whileProgressing(
-        `all ${PLANS.length} transactions terminal`,
-        async () => ([...phases.values()].filter((p) => terminal.has(p)).length === PLANS.length ? true : undefined),
-        () => lastProgress,
-        45_000,
-        async () => {
-          const open = (await txs.list(ns)).filter((t) => !terminal.has(t.status?.phase ?? ''));
-          return open.map((t) => `${t.metadata.name}: ${t.status?.phase} ${t.status?.message ?? ''} ${JSON.stringify(t.status?.branches?.map((b) => [b.name, b.state, b.lastError]))}`).join('\n');
-        },
-      );
+      await Promise.all(PLANS.map((p) => bed.txs.create(transferTx(p))));
+      watch.touch();
+      await watch.untilTerminal(PLANS.length, `all ${PLANS.length} transactions terminal`, 45_000);
     } finally {
       watch.stop();
     }
 
-    const final = new Map((await txs.list(ns)).map((t) => [t.metadata.name!, t]));
+    const list = await bed.txs.list(bed.ns);
+    const final = new Map(list.map((t) => [t.metadata.name!, t]));
     for (const p of PLANS) {
       const t = final.get(p.name)!;
       expect(t.status?.phase, `${p.name}: ${t.status?.message}`).toBe(p.expect);
@@ -199,37 +160,30 @@ describe('four languages in one transaction', () => {
     }
 
     // Balances, on each bank's own database: opening, minus what committed transfers took out, plus what they put in.
-    const expected = new Map<string, number>();
+    const expected: Record<string, number> = {};
     for (const l of LANGUAGES) {
-      expected.set(`${l}/payer`, OPENING.payer);
-      expected.set(`${l}/payee`, OPENING.payee);
+      expected[`${l}/payer`] = OPENING.payer;
+      expected[`${l}/payee`] = OPENING.payee;
     }
     for (const p of PLANS.filter((x) => x.expect === 'Committed' || x.expect === 'Completed')) {
       for (const [l, amount] of Object.entries(p.to)) {
-        expected.set(`${p.from}/payer`, expected.get(`${p.from}/payer`)! - amount);
-        expected.set(`${l}/payee`, expected.get(`${l}/payee`)! + amount);
+        expected[`${p.from}/payer`]! -= amount;
+        expected[`${l}/payee`]! += amount;
       }
     }
-    const uidToName = new Map([...final.values()].map((t) => [t.metadata.uid!, t.metadata.name!]));
-    const actual = new Map<string, number>();
-    let total = 0;
-    const effects = new Map<string, string[]>(); // "<transaction>/<branch>" → methods applied
+    // Each ledger sound (nothing held or pending, effects once, the barrier agreeing), with only its own branches.
+    const read = await readBanks(bed.poolsOf(LANGUAGES), outcomes(list).uidToName);
+    expect(read.problems, 'the banks\' ledgers').toEqual([]);
     for (const l of LANGUAGES) {
-      const ledger = await readLedger(pools[l]!);
-      expect(ledgerProblems(l, ledger), `${l} bank's ledger`).toEqual([]);
-      expect([...ledger.accounts.keys()].sort(), l).toEqual(['payee', 'payer']);
-      for (const a of ledger.accounts.values()) {
-        actual.set(`${l}/${a.id}`, a.balance);
-        total += a.balance;
-      }
-      for (const [k, methods] of effectsByBranch(ledger)) {
-        const [u, b] = k.split('/');
-        expect(b!.endsWith(`-${l}`), `${l} bank applied ${b}, another bank's branch`).toBe(true);
-        effects.set(`${uidToName.get(u!)}/${b}`, methods);
+      expect([...read.ledgers[l].accounts.keys()].sort(), l).toEqual(['payee', 'payer']);
+      for (const k of effectsByBranch(read.ledgers[l]).keys()) {
+        const b = k.split('/')[1]!;
+        expect(b.endsWith(`-${l}`), `${l} bank applied ${b}, another bank's branch`).toBe(true);
       }
     }
-    expect(Object.fromEntries(actual)).toEqual(Object.fromEntries(expected));
-    expect(total).toBe(LANGUAGES.length * (OPENING.payer + OPENING.payee));
+    expect(read.balances).toEqual(expected);
+    expect(read.total).toBe(LANGUAGES.length * (OPENING.payer + OPENING.payee));
+    const effects = read.effects; // "<transaction>/<branch>" → methods applied
 
     // Effects per branch, as the outcome says.
     for (const p of PLANS) {
@@ -255,7 +209,7 @@ describe('four languages in one transaction', () => {
       }
     }
 
-    const faults = LANGUAGES.map((l) => [l, banks[l]!.lines.filter((x) => x.msg === 'fault injected').length] as const);
+    const faults = LANGUAGES.map((l) => [l, faultLines([banks[l]!]).length] as const);
     log(
       `${PLANS.length} transactions over ${LANGUAGES.length} languages (${PLANS.map((p) => `${p.name} ${p.expect}`).join(', ')}); ` +
         `faults injected: ${faults.map(([l, n]) => `${l} ${n}`).join(', ')}; ${Date.now() - started} ms`,
