@@ -2,8 +2,8 @@
 # The Python SDK's and the Python example's tests, as CI runs them: PostgreSQL
 # binaries present (the tests start a throwaway server from them and FAIL when
 # they are missing), the venv (pinned in sdk/python/requirements-dev.txt, made
-# once in a cache dir outside the repository by hack/python-gen.sh --venv), the
-# SDK installed editable, then pytest. Prints how long it took and ends with
+# once in a cache dir outside the repository by hack/python-gen.sh --venv), this
+# checkout's SDK on PYTHONPATH, then pytest. Prints how long it took and ends with
 # one line `python: N passed, N failed, N skipped`. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,11 +13,8 @@ log() { printf '[test-python %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 bash hack/postgres.sh
 venv=$(bash hack/python-gen.sh --venv)
 py=$venv/bin/python
-# Editable install of the SDK (once per venv; a .pth pointing at sdk/python/src).
-if ! "$py" -c 'import kubetx_participant, sys, pathlib; sys.exit(pathlib.Path(kubetx_participant.__file__).resolve().parents[1] != pathlib.Path("sdk/python/src").resolve())' 2>/dev/null; then
-  log "installing sdk/python (editable) into $venv"
-  "$py" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e sdk/python
-fi
+# This checkout's SDK first on the path (not installed into the venv, which every checkout on the machine shares).
+export PYTHONPATH="$PWD/sdk/python/src${PYTHONPATH:+:$PYTHONPATH}"
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

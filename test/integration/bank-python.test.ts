@@ -116,7 +116,7 @@ const failures = (r: KitJsonReport) => r.rules.filter((v) => !v.pass).map((v) =>
 
 /** The SDK's reference participant (python -m kubetx_participant.conformance); resolves with its address. */
 async function startReference(args: string[]): Promise<{ address: string; stop: () => Promise<number | null> }> {
-  const ref = spawnLogged(launcher.command, ['-m', 'kubetx_participant.conformance', '--listen', '127.0.0.1:0', ...args], { cwd: repoRoot, tag: 'python/reference' });
+  const ref = spawnLogged(launcher.command, ['-m', 'kubetx_participant.conformance', '--listen', '127.0.0.1:0', ...args], { cwd: repoRoot, env: launcher.env, tag: 'python/reference' });
   try {
     const port = await eventually('the reference participant listening', async () => {
       if (ref.exited()) throw new Error(`exited (${ref.child.exitCode}): ${ref.stderr()}`);

@@ -3,8 +3,9 @@
  * `bash hack/python-gen.sh --venv` makes it once (pinned by
  * sdk/python/requirements-dev.txt, in a cache dir outside the repository keyed by
  * a hash of that file; the first time downloads from PyPI, a minute or so) and
- * prints its path; the SDK is then installed into it editable, as
- * hack/test-python.sh does. Later calls find both and take well under a second.
+ * prints its path. The SDK is not installed into it: the venv is shared by every
+ * checkout on the machine, so this checkout's sdk/python/src goes first on
+ * PYTHONPATH of each process instead (as hack/test-python.sh does).
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -16,8 +17,10 @@ const run = promisify(execFile);
 export interface PythonEnv {
   /** The venv's directory. */
   venv: string;
-  /** Its python, with kubetx_participant importable. */
+  /** Its python. */
   python: string;
+  /** The environment that makes this checkout's kubetx_participant importable (PYTHONPATH). */
+  env: Record<string, string>;
 }
 
 let cached: Promise<PythonEnv> | undefined;
@@ -32,16 +35,8 @@ async function make(timeoutMs: number): Promise<PythonEnv> {
     throw new Error(`making the Python venv (bash hack/python-gen.sh --venv) failed: ${e.stderr || e.message}`);
   }
   const python = join(venv, 'bin', 'python');
-  const check = `import kubetx_participant, pathlib, sys; sys.exit(pathlib.Path(kubetx_participant.__file__).resolve().parents[1] != pathlib.Path(${JSON.stringify(join(repoRoot, 'sdk/python/src'))}).resolve())`;
-  try {
-    await run(python, ['-c', check], { cwd: repoRoot });
-  } catch {
-    await run(python, ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', '--no-deps', '--no-build-isolation', '-e', join(repoRoot, 'sdk/python')], {
-      cwd: repoRoot,
-      timeout: timeoutMs,
-    });
-  }
-  return { venv, python };
+  const sdk = join(repoRoot, 'sdk/python/src');
+  return { venv, python, env: { PYTHONPATH: process.env.PYTHONPATH ? `${sdk}:${process.env.PYTHONPATH}` : sdk } };
 }
 
 /** The venv, made or found once per test process. */

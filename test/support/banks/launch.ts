@@ -71,7 +71,7 @@ export async function bankLauncher(language: Language): Promise<BankLauncher> {
         command: env.python,
         args: ['-m', 'bank_python'],
         cwd: join(repoRoot, 'examples/bank-python'),
-        env: { PYTHONUNBUFFERED: '1' },
+        env: { PYTHONUNBUFFERED: '1', ...env.env },
         note: took(`venv ${env.venv}`),
       };
     }
