@@ -71,4 +71,4 @@ kind-e2e:
 	bash hack/kind-e2e.sh
 
 clean:
-	rm -rf dist .tmp
+	rm -rf dist .tmp sdk/typescript/dist

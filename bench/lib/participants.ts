@@ -5,7 +5,7 @@
  * effect to protect, so what is measured is the operator, not a database.
  */
 import { pino } from 'pino';
-import { serveParticipant, type Participant } from '../../src/sdk/index.js';
+import { serveParticipant, type Participant } from '../../sdk/typescript/src/index.js';
 
 export interface ParticipantSet {
   /** host:port of each server. */

@@ -8,8 +8,8 @@
  * (the same bank as examples/bank-go).
  */
 import type pg from 'pg';
-import type { BranchContext, HandlerResponse, SagaHandlers, TccHandlers } from '../../src/sdk/index.js';
-import { InvalidPayload, Refused } from '../../src/sdk/index.js';
+import type { BranchContext, HandlerResponse, SagaHandlers, TccHandlers } from '../../sdk/typescript/src/index.js';
+import { InvalidPayload, Refused } from '../../sdk/typescript/src/index.js';
 
 /** The operations a branch names in spec.branches[].operation. */
 export const OP_TRANS_OUT = 'TransOut';

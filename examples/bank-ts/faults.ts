@@ -7,7 +7,7 @@
  * repeat without applying it twice.
  */
 import type { Logger } from 'pino';
-import type { Middleware } from '../../src/sdk/index.js';
+import type { Middleware } from '../../sdk/typescript/src/index.js';
 
 /** A small seeded generator (mulberry32), so a run's fault draws can be replayed with --fault-seed. */
 export function seededRandom(seed: bigint): () => number {

@@ -6,7 +6,7 @@
  * not a message source.
  */
 import type pg from 'pg';
-import { Refused, type ConformanceHookHandlers } from '../../src/sdk/index.js';
+import { Refused, type ConformanceHookHandlers } from '../../sdk/typescript/src/index.js';
 
 /** The operation the conformance kit sends; its semantics are TransOut's. */
 export const CONFORMANCE_OPERATION = 'conformance';

@@ -19,7 +19,7 @@
  * hook's "Deliver credits", so it serves no hook.
  */
 import type Database from 'better-sqlite3';
-import { sqliteHookAccounts, type ConformanceHookHandlers } from '../../src/sdk/index.js';
+import { sqliteHookAccounts, type ConformanceHookHandlers } from '../../sdk/typescript/src/index.js';
 import type { OrderService } from './services.js';
 
 export const CREDIT_CONFORMANCE_PAYLOAD = '{"orderId":1,"userId":$ACCOUNT,"credit":$AMOUNT}';

@@ -15,7 +15,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { SqliteOutbox } from '../../src/sdk/index.js';
+import { SqliteOutbox } from '../../sdk/typescript/src/sqlite.js';
 import { openOrderDb, placeOrder, type OrderService } from './services.js';
 
 const { values } = parseArgs({

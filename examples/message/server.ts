@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { addConformanceHook, serveConformanceHook } from '../../src/sdk/index.js';
+import { addConformanceHook, serveConformanceHook } from '../../sdk/typescript/src/index.js';
 import { creditConformanceHook, orderConformanceHook } from './conformance-hook.js';
 import { startOrderService, startReceiver } from './services.js';
 

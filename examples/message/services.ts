@@ -18,15 +18,12 @@ import { pino, type Logger } from 'pino';
 import type { Endpoint, RetryPolicy } from '../../src/api/types.js';
 import {
   checkPreparedFromOutbox,
-  prepareMessage,
   serveParticipant,
-  SqliteBarrier,
-  SqliteOutbox,
   type Middleware,
   type Participant,
-  type PreparedMessage,
-  type MessageTransaction,
-} from '../../src/sdk/index.js';
+} from '../../sdk/typescript/src/index.js';
+import { SqliteBarrier, SqliteOutbox } from '../../sdk/typescript/src/sqlite.js';
+import { prepareMessage, type PreparedMessage, type MessageTransaction } from '../../sdk/typescript/src/message.js';
 
 export const SKU = 'A-1';
 export const USER_ID = 7;

@@ -13,7 +13,7 @@
  * Payload: --payload '{"orderId":1,"result":"paid","account":"$ACCOUNT","amount":$AMOUNT}'.
  */
 import type Database from 'better-sqlite3';
-import { sqliteHookAccounts, type ConformanceHookHandlers } from '../../src/sdk/index.js';
+import { sqliteHookAccounts, type ConformanceHookHandlers } from '../../sdk/typescript/src/index.js';
 
 export const MERCHANT_CONFORMANCE_PAYLOAD = '{"orderId":1,"result":"paid","account":"$ACCOUNT","amount":$AMOUNT}';
 

@@ -15,7 +15,8 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { pino, type Logger } from 'pino';
-import { addConformanceHook, serveParticipant, SqliteBarrier, type Middleware, type Participant } from '../../src/sdk/index.js';
+import { addConformanceHook, serveParticipant, type Middleware, type Participant } from '../../sdk/typescript/src/index.js';
+import { SqliteBarrier } from '../../sdk/typescript/src/sqlite.js';
 import { merchantConformanceHook } from './conformance-hook.js';
 
 export interface Merchant {

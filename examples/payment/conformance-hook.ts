@@ -16,7 +16,7 @@
  * so they serve no hook.
  */
 import type Database from 'better-sqlite3';
-import type { ConformanceHookHandlers } from '../../src/sdk/index.js';
+import type { ConformanceHookHandlers } from '../../sdk/typescript/src/index.js';
 import type { ServiceName } from './db.js';
 
 export const PAYMENT_CONFORMANCE_PAYLOAD = '{"orderId":1,"sku":"$ACCOUNT","qty":$AMOUNT}';

@@ -12,7 +12,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SqliteBarrier } from '../../src/sdk/index.js';
+import { SqliteBarrier } from '../../sdk/typescript/src/sqlite.js';
 
 export type ServiceName = 'order' | 'inventory' | 'credit' | 'warehouse';
 export const SERVICES: readonly ServiceName[] = ['order', 'inventory', 'credit', 'warehouse'];

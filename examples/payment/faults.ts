@@ -29,8 +29,7 @@
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import type Database from 'better-sqlite3';
-import type { Logger } from 'pino';
-import { DEFAULT_BARRIER_TABLE, Refused, type BranchContext, type Middleware } from '../../src/sdk/index.js';
+import { DEFAULT_BARRIER_TABLE, Refused, type BranchContext, type Logger, type Middleware } from '../../sdk/typescript/src/index.js';
 import { ensureFaultTable, isServiceName, openExisting, type ServiceName } from './db.js';
 
 export type FaultMethod = 'Try' | 'Confirm' | 'Cancel' | 'Execute' | 'Compensate';

@@ -17,7 +17,7 @@
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { pino, type Logger } from 'pino';
-import { addConformanceHook, serveParticipant, type Participant } from '../../src/sdk/index.js';
+import { addConformanceHook, serveParticipant, type Participant } from '../../sdk/typescript/src/index.js';
 import { conformanceHookFromEnv, paymentConformanceHook } from './conformance-hook.js';
 import { dbPathIn, DEFAULT_PORTS, isServiceName, openServiceDb, SERVICES, type ServiceDb, type ServiceName } from './db.js';
 import { clearFaultsIn, faultMiddleware, parseFaultSpec, setFaultIn, type Fault, type FaultMiddlewareOptions } from './faults.js';

@@ -17,7 +17,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { Refused, type BranchContext, type SagaHandlers, type TccHandlers } from '../../src/sdk/index.js';
+import { Refused, type BranchContext, type SagaHandlers, type TccHandlers } from '../../sdk/typescript/src/index.js';
 import type { ServiceName } from './db.js';
 
 type Ctx = BranchContext<Database.Database>;

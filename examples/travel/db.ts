@@ -13,7 +13,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SqliteBarrier } from '../../src/sdk/index.js';
+import { SqliteBarrier } from '../../sdk/typescript/src/sqlite.js';
 
 export type TravelService = 'flight' | 'hotel' | 'car';
 export const TRAVEL_SERVICES: readonly TravelService[] = ['flight', 'hotel', 'car'];

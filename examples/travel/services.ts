@@ -16,7 +16,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { Refused, serveParticipant, type BranchContext, type Middleware, type Participant } from '../../src/sdk/index.js';
+import { Refused, serveParticipant, type BranchContext, type Middleware, type Participant } from '../../sdk/typescript/src/index.js';
 import { openTravelDb, TRAVEL_PORTS, TRAVEL_SEED, type TravelDb, type TravelService } from './db.js';
 
 export interface TravelFault {

@@ -31,7 +31,7 @@ import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveParticipant, type Participant } from '../../src/sdk/index.js';
+import { serveParticipant, type Participant } from '../../sdk/typescript/src/index.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { refusal } from '../support/refusal.js';

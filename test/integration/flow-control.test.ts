@@ -20,7 +20,7 @@ import * as k8s from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DistributedTransaction } from '../../src/api/types.js';
-import { serveParticipant, type Participant } from '../../src/sdk/index.js';
+import { serveParticipant, type Participant } from '../../sdk/typescript/src/index.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath, whileProgressing } from '../support/env.js';
 import { counterValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { transactions } from '../support/payment.js';

@@ -20,7 +20,7 @@ import {
   type Receiver,
 } from '../../examples/message/services.js';
 import type { DistributedTransaction } from '../../src/api/types.js';
-import { MessageRolledBack } from '../../src/sdk/index.js';
+import { MessageRolledBack } from '../../sdk/typescript/src/index.js';
 import { freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { counterValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { transactions } from '../support/payment.js';

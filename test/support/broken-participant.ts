@@ -15,8 +15,6 @@ import {
   checkPreparedFromOutbox,
   Refused,
   serveParticipant,
-  SqliteBarrier,
-  SqliteOutbox,
   type Barrier,
   type BarrierKey,
   type BarrierMethod,
@@ -26,7 +24,8 @@ import {
   type Middleware,
   type Participant,
   type SourceHandlers,
-} from '../../src/sdk/index.js';
+} from '../../sdk/typescript/src/index.js';
+import { SqliteBarrier, SqliteOutbox } from '../../sdk/typescript/src/sqlite.js';
 
 export const BREAKS = [
   /** No idempotency: a repeated call runs its handler again (repeats apply twice). */

@@ -24,7 +24,7 @@ import { startService } from '../../examples/payment/server.js';
 import { PAYMENT_CONFORMANCE_PAYLOAD } from '../../examples/payment/conformance-hook.js';
 import { startOrderService, startReceiver } from '../../examples/message/services.js';
 import { CREDIT_CONFORMANCE_PAYLOAD, creditConformanceHook, orderConformanceHook } from '../../examples/message/conformance-hook.js';
-import { addConformanceHook, serveConformanceHook } from '../../src/sdk/index.js';
+import { addConformanceHook, serveConformanceHook } from '../../sdk/typescript/src/index.js';
 import { startMerchant } from '../../examples/notify/merchant.js';
 import { MERCHANT_CONFORMANCE_PAYLOAD } from '../../examples/notify/conformance-hook.js';
 
@@ -152,6 +152,7 @@ describe('kubetx-conformance against the reference participant', () => {
     const root = join(tmp, 'pkg');
     mkdirSync(join(root, 'bin'), { recursive: true });
     copyFileSync(join(ROOT, 'bin/kubetx-conformance'), join(root, 'bin/kubetx-conformance'));
+    copyFileSync(join(ROOT, 'bin/launch.js'), join(root, 'bin/launch.js')); // shared by the bin/ launchers
     writeFileSync(join(root, 'package.json'), '{"type":"module"}');
     symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
     const noDist = await run(process.execPath, [join(root, 'bin/kubetx-conformance'), '--services', 'tcc']).catch((e: { code: number; stderr: string }) => e);

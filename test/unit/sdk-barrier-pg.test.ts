@@ -10,7 +10,6 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
-  PgBarrier,
   Refused,
   serveParticipant,
   type BarrierKey,
@@ -18,7 +17,8 @@ import {
   type BarrierResponse,
   type BarrierResult,
   type Participant,
-} from '../../src/sdk/index.js';
+} from '../../sdk/typescript/src/index.js';
+import { PgBarrier } from '../../sdk/typescript/src/pg.js';
 import { startPostgres, stopPostgres, type PostgresServer } from '../support/postgres.js';
 import { callErr, callOk, request, tccClient } from './sdk-test-client.js';
 

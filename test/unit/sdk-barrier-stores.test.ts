@@ -7,16 +7,16 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   applyBarrierRulesAsync,
-  PgBarrier,
   Refused,
   type AsyncBarrierStore,
   type BarrierRow,
-  SqliteBarrier,
   type BarrierKey,
   type BarrierMethod,
   type BarrierResponse,
   type BarrierResult,
-} from '../../src/sdk/index.js';
+} from '../../sdk/typescript/src/index.js';
+import { SqliteBarrier } from '../../sdk/typescript/src/sqlite.js';
+import { PgBarrier } from '../../sdk/typescript/src/pg.js';
 import { startPostgres, stopPostgres, type PostgresServer } from '../support/postgres.js';
 
 // A real server on a busy CI machine: generous limits (the tests take milliseconds each when idle).

@@ -6,12 +6,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   applyBarrierRules,
   Refused,
-  SqliteBarrier,
   type BarrierMethod,
   type BarrierResponse,
   type BarrierRow,
   type BarrierStore,
-} from '../../src/sdk/index.js';
+} from '../../sdk/typescript/src/index.js';
+import { SqliteBarrier } from '../../sdk/typescript/src/sqlite.js';
 
 const key = { uid: 'tx-1', branch: 'inventory' };
 const resp = (message: string, data = ''): BarrierResponse => ({ message, data: Buffer.from(data) });

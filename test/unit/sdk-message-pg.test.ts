@@ -4,7 +4,8 @@
 // waiting on its lock.
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MessageRolledBack, PgOutbox } from '../../src/sdk/index.js';
+import { MessageRolledBack } from '../../sdk/typescript/src/index.js';
+import { PgOutbox } from '../../sdk/typescript/src/pg.js';
 import { startPostgres, type PostgresServer } from '../support/postgres.js';
 
 let server: PostgresServer;

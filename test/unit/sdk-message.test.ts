@@ -7,13 +7,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   checkPreparedFromOutbox,
   MessageRolledBack,
-  prepareMessage,
   serveParticipant,
-  SqliteOutbox,
-  type MessageApi,
-  type MessageTransaction,
   type Participant,
-} from '../../src/sdk/index.js';
+} from '../../sdk/typescript/src/index.js';
+import { SqliteOutbox } from '../../sdk/typescript/src/sqlite.js';
+import { prepareMessage, type MessageApi, type MessageTransaction } from '../../sdk/typescript/src/message.js';
 import type { DistributedTransaction } from '../../src/api/types.js';
 import { CheckPreparedRequest, CheckPreparedResponse, CheckPreparedResponse_State, MessageSourceService } from '../../src/gen/kubetx/v1/participant.js';
 

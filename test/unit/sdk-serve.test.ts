@@ -14,11 +14,11 @@ import {
   InvalidPayload,
   Refused,
   serveParticipant,
-  SqliteBarrier,
   type BranchContext,
   type Participant,
   type ServeOptions,
-} from '../../src/sdk/index.js';
+} from '../../sdk/typescript/src/index.js';
+import { SqliteBarrier } from '../../sdk/typescript/src/sqlite.js';
 import { call, callErr, callOk, request, tccClient } from './sdk-test-client.js';
 
 function captureLogger() {

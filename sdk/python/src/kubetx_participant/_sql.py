@@ -1,6 +1,6 @@
 """SQL shared by the barrier and the outbox: tables, transactions, a tiny statement driver.
 
-Tables are the other SDKs' (sdk/go/internal/sqldb/schema.go, src/sdk/): same
+Tables are the other SDKs' (sdk/go/internal/sqldb/schema.go, sdk/typescript/src/): same
 names, columns and types per dialect, so services in every language can
 share one database.
 """

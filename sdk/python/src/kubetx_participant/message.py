@@ -1,6 +1,6 @@
 """The upstream of a reliable message: the outbox table and its check-back.
 
-The upstream does three steps, in this order (src/sdk/message.ts explains why
+The upstream does three steps, in this order (sdk/typescript/src/message.ts explains why
 each crash point is safe):
 
 1. create the DistributedTransaction (``spec.mode: Message``, no

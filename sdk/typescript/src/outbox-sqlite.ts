@@ -1,5 +1,5 @@
 /**
- * The message outbox on SQLite (better-sqlite3): see message.ts for the protocol.
+ * The message outbox on SQLite (better-sqlite3): see message.ts (`@kubetx/participant/message`) for the protocol.
  *
  * runLocal's function must be synchronous (better-sqlite3 transactions cannot
  * span an await); it runs in one IMMEDIATE transaction with the outbox row, so
@@ -19,7 +19,7 @@ import {
   type MessageKey,
   type MessageOutbox,
   type OutboxState,
-} from './message.js';
+} from './outbox.js';
 
 export interface SqliteOutboxOptions {
   /** @default "kubetx_prepared_messages" */

@@ -12,7 +12,6 @@
  *     `handleSignals` does that on SIGTERM/SIGINT and then exits.
  */
 import * as grpc from '@grpc/grpc-js';
-import { pino, type Logger } from 'pino';
 import {
   type BranchRequest,
   type BranchResponse,
@@ -23,9 +22,10 @@ import {
   MessageSourceService,
   SagaParticipantService,
   TccParticipantService,
-} from '../gen/kubetx/v1/participant.js';
+} from './gen/kubetx/v1/participant.js';
 import type { Barrier, BarrierMethod, BarrierOutcome, BarrierResponse, BarrierResult } from './barrier.js';
 import { DataTooLarge, InvalidPayload, MAX_DATA_BYTES, Refused, statusOf } from './errors.js';
+import { jsonLogger, type Logger } from './log.js';
 
 export type BranchMethod = BarrierMethod;
 
@@ -121,7 +121,7 @@ export interface ServeOptions<Tx = undefined> {
   source?: SourceHandlers;
   barrier?: Barrier<Tx>;
   middleware?: Middleware<Tx>;
-  /** @default pino at LOG_LEVEL or "info" */
+  /** Any pino-shaped logger (log.ts), e.g. `pino()`. @default JSON lines to stdout at LOG_LEVEL or "info" */
   logger?: Logger;
   /** @default grpc.ServerCredentials.createInsecure() */
   credentials?: grpc.ServerCredentials;
@@ -143,7 +143,7 @@ export interface Participant {
 const EMPTY = Buffer.alloc(0);
 
 export async function serveParticipant<Tx = undefined>(options: ServeOptions<Tx>): Promise<Participant> {
-  const logger = options.logger ?? pino({ name: 'kubetx-participant', level: process.env.LOG_LEVEL ?? 'info' });
+  const logger = options.logger ?? jsonLogger();
   const address = options.address ?? '0.0.0.0:50051';
   if (!options.tcc && !options.saga && !options.receiver && !options.source) {
     throw new Error('serveParticipant: give at least one of tcc, saga, receiver, source');

@@ -1,7 +1,14 @@
 /**
- * kubetx participant SDK (`kubetx/participant`).
+ * kubetx participant SDK (`@kubetx/participant`): the gRPC server, the
+ * errors, the barrier rules and the outbox contract. The stores are separate
+ * entry points, so a program only sees the driver it uses:
  *
- *   import { serveParticipant, SqliteBarrier, Refused } from 'kubetx/participant';
+ *   @kubetx/participant/sqlite   SqliteBarrier, SqliteOutbox (better-sqlite3)
+ *   @kubetx/participant/pg       PgBarrier, PgOutbox (pg)
+ *   @kubetx/participant/message  prepareMessage, the reliable-message upstream (@kubernetes/client-node)
+ *
+ *   import { serveParticipant, Refused } from '@kubetx/participant';
+ *   import { SqliteBarrier } from '@kubetx/participant/sqlite';
  *
  *   const db = new Database('inventory.db');
  *   await serveParticipant({
@@ -59,27 +66,15 @@ export {
   type BarrierRow,
   type BarrierStore,
 } from './barrier.js';
+export { DEFAULT_BARRIER_TABLE, DEFAULT_BARRIER_RETENTION_MS } from './barrier.js';
 export {
-  SqliteBarrier,
-  DEFAULT_BARRIER_TABLE,
-  DEFAULT_BARRIER_RETENTION_MS,
-  type SqliteBarrierOptions,
-} from './sqlite-barrier.js';
-export { PgBarrier, type PgBarrierOptions } from './pg-barrier.js';
-export {
-  prepareMessage,
   checkPreparedFromOutbox,
-  PreparedMessage,
   MessageRolledBack,
   DEFAULT_OUTBOX_TABLE,
   DEFAULT_OUTBOX_RETENTION_MS,
-  type MessageApi,
   type MessageKey,
   type MessageOutbox,
-  type MessageTransaction,
   type OutboxState,
-  type PrepareMessageOptions,
-} from './message.js';
-export { SqliteOutbox, type SqliteOutboxOptions } from './outbox-sqlite.js';
-export { PgOutbox, type PgOutboxOptions } from './outbox-pg.js';
+} from './outbox.js';
+export { jsonLogger, type JsonLoggerOptions, type LogFn, type Logger, type LogLevel } from './log.js';
 export { addConformanceHook, serveConformanceHook, sqliteHookAccounts, type ConformanceHookHandlers, type HookAccount, type HookPrepareMessage, type SqliteHookAccounts } from './conformance-hook.js';

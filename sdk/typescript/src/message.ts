@@ -30,6 +30,9 @@
  * contradicts what the upstream's database holds. (With a checkAfter longer
  * than your local transactions, this race practically never happens.)
  *
+ * This module (`@kubetx/participant/message`) needs @kubernetes/client-node
+ * (an optional peer dependency of the SDK: install it to use prepareMessage).
+ *
  * Delivery is at-least-once: receivers must be idempotent (the SDK's barrier
  * deduplicates Deliver on (uid, branch)).
  */
@@ -43,58 +46,12 @@ import {
   type DistributedTransaction,
   type MessageSpec,
   type TransactionSpec,
-} from '../api/types.js';
-import type { PreparedState, SourceHandlers } from './serve.js';
+} from './api-types.js';
+import { MessageRolledBack, type MessageKey, type MessageOutbox } from './outbox.js';
 
-/** Identifies a prepared message: the DistributedTransaction's uid, namespace and name. */
-export interface MessageKey {
-  uid: string;
-  namespace: string;
-  name: string;
-}
-
-/** A row of the outbox table: 'committed' by runLocal, or 'rolled_back' claimed by a check-back that found no row. */
-export type OutboxState = 'committed' | 'rolled_back';
-
-export const DEFAULT_OUTBOX_TABLE = 'kubetx_prepared_messages';
-/** Default age for an outbox's `cleanup`: 7 days. */
-export const DEFAULT_OUTBOX_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
-
-/**
- * The upstream's local message table. `Conn` is what the local transaction's
- * function receives (the better-sqlite3 Database, a pg PoolClient, ...).
- */
-export interface MessageOutbox<Conn> {
-  /**
-   * Runs `fn` in one local transaction that also inserts the outbox row
-   * (state 'committed'). Throws MessageRolledBack, without running `fn`, when a
-   * check-back already claimed the message as rolled back; rethrows whatever
-   * `fn` throws after rolling back.
-   */
-  runLocal<T>(key: MessageKey, fn: (conn: Conn) => T | Promise<T>): Promise<T>;
-  /** The check-back's answer: COMMITTED if the row says so; otherwise claims the message rolled back (see above). */
-  resolve(key: MessageKey): Promise<'COMMITTED' | 'ROLLED_BACK'>;
-  /** The row's state, without claiming anything (inspection and tests). */
-  state(uid: string): Promise<OutboxState | undefined>;
-}
-
-/** The message was rolled back: by a check-back that found no outbox row, or by the operator. */
-export class MessageRolledBack extends Error {
-  override readonly name = 'MessageRolledBack';
-  constructor(message: string) {
-    super(message);
-  }
-}
-
-/** A check-back server (`serveParticipant({ source })`) that answers from the outbox table. */
-export function checkPreparedFromOutbox<Conn>(outbox: MessageOutbox<Conn>): SourceHandlers {
-  return {
-    checkPrepared: async (ctx): Promise<PreparedState> => {
-      if (!ctx.uid) throw new Error('CheckPrepared without a transaction_uid');
-      return outbox.resolve({ uid: ctx.uid, namespace: ctx.namespace, name: ctx.name });
-    },
-  };
-}
+// The outbox contract is in the main entry point too; re-exported so one import serves the upstream.
+export { MessageRolledBack, checkPreparedFromOutbox, DEFAULT_OUTBOX_TABLE, DEFAULT_OUTBOX_RETENTION_MS, type MessageKey, type MessageOutbox, type OutboxState } from './outbox.js';
+export type { DistributedTransaction, MessageSpec, TransactionSpec } from './api-types.js';
 
 /** What prepareMessage needs of the Kubernetes API (a CustomObjectsApi; injectable for tests). */
 export type MessageApi = Pick<k8s.CustomObjectsApi, 'createNamespacedCustomObject' | 'patchNamespacedCustomObject' | 'getNamespacedCustomObject'>;
@@ -258,8 +215,4 @@ function errorText(err: unknown): string {
   const e = err as { body?: unknown; message?: string };
   const body = typeof e.body === 'string' ? e.body : e.body ? JSON.stringify(e.body) : '';
   return (body || e.message || String(err)).slice(0, 512);
-}
-
-export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }

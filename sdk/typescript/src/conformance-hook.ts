@@ -15,9 +15,9 @@
  * FAILED_PRECONDITION, anything else UNAVAILABLE.
  */
 import * as grpc from '@grpc/grpc-js';
-import { ConformanceHookService } from '../gen/kubetx/conformance/v1/hook.js';
+import { ConformanceHookService } from './gen/kubetx/conformance/v1/hook.js';
 import { Refused, statusOf } from './errors.js';
-import { MessageRolledBack } from './message.js';
+import { MessageRolledBack } from './outbox.js';
 
 export interface HookAccount {
   balance: number;

@@ -28,7 +28,7 @@ import {
   type MessageKey,
   type MessageOutbox,
   type OutboxState,
-} from './message.js';
+} from './outbox.js';
 
 export interface PgOutboxOptions {
   /** Table name, optionally schema-qualified ("schema.table"). @default "kubetx_prepared_messages" */
