@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the binaries of the test control plane (kube-apiserver, kubectl, etcd,
 # helm) from the Go module proxy into a cache outside the repository, keyed by
-# version. A second run with the cache in place does nothing.
+# version. A second run with the cache in place does nothing. It also builds
+# promtool (hack/promtool.sh, cached apart), which the chart's alert tests run.
 #
 #   hack/testenv.sh          build what is missing, print the bin directory
 #   hack/testenv.sh --path   print the bin directory only (exit 1 if incomplete)
@@ -22,13 +23,23 @@ cache_root=${KUBETX_TESTENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubetx/testen
 bin_dir="$cache_root/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION/bin"
 tools=(kube-apiserver kubectl etcd helm)
 
+# helm assumes Kubernetes 1.20 when it renders offline (`helm template` without
+# --kube-version, `helm lint`) unless its build sets the default; it is built
+# for the control plane's version. The binary's build key is recorded next to
+# it, so a cache built before (or for another version) rebuilds helm alone.
+k8s_minor=${K8S_VERSION#v1.}; k8s_minor=${k8s_minor%%.*}
+helm_key="$HELM_VERSION kube-default=v1.$k8s_minor"
+
 complete() {
   for t in "${tools[@]}"; do [ -x "$bin_dir/$t" ] || return 1; done
+  [ "$(cat "$bin_dir/helm.key" 2>/dev/null)" = "$helm_key" ] || return 1
+  # promtool (the chart's alert tests) has a cache of its own; see hack/promtool.sh.
+  bash "$here/promtool.sh" --path >/dev/null 2>&1
 }
 
 if [ "${1:-}" = "--path" ]; then
   complete && { echo "$bin_dir"; exit 0; }
-  echo "testenv: binaries missing in $bin_dir; run hack/testenv.sh" >&2
+  echo "testenv: binaries missing (or helm built without the default Kubernetes version) in $bin_dir; run hack/testenv.sh" >&2
   exit 1
 fi
 
@@ -125,18 +136,23 @@ GOMOD
 }
 
 build_helm() {
-  [ -x "$bin_dir/helm" ] && return 0
+  [ -x "$bin_dir/helm" ] && [ "$(cat "$bin_dir/helm.key" 2>/dev/null)" = "$helm_key" ] && return 0
   local gobin="$work/helm-bin"
+  # The same variables helm's own Makefile sets (there from its client-go version).
   GOBIN="$gobin" timed helm go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+      -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor \
+      -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$k8s_minor" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   mv "$gobin/helm" "$bin_dir/helm"
+  echo "$helm_key" > "$bin_dir/helm.key"
 }
 
 start=$(date +%s)
 if [ ! -x "$bin_dir/kube-apiserver" ] || [ ! -x "$bin_dir/kubectl" ]; then build_kubernetes; fi
 build_etcd
 build_helm
+bash "$here/promtool.sh" >/dev/null
 log "testenv ready in $(( $(date +%s) - start )) s: $bin_dir"
 for f in "$work"/*.time; do [ -e "$f" ] && log "  $(basename "$f" .time): $(cat "$f")"; done
 "$bin_dir/kube-apiserver" --version >&2

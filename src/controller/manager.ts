@@ -16,8 +16,9 @@ import { slimForCache } from './cache-transform.js';
 import { listInPages } from './list-pages.js';
 import { finalPhases } from './phases.js';
 import { STALLED } from '../engine/stalled.js';
-import type { OperatorMetrics } from './metrics.js';
+import { CONTROLLER_NAME, type OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
+import { controllerRateLimiter, QUEUE_DEFAULTS } from './rate-limiter.js';
 import type { Reconciler } from './reconciler.js';
 import type { CallTracker } from './call-tracker.js';
 import type { StatusStore } from './status-writer.js';
@@ -35,6 +36,10 @@ export interface ManagerOptions {
   /** Watch these namespaces only; empty = all namespaces. */
   namespaces: string[];
   resyncMs?: number;
+  /** --queue-qps: the token bucket over rate-limited requeues (failed reconciles, lost write races); 0 = none. @default QUEUE_DEFAULTS.qps (50) */
+  queueQps?: number;
+  /** --queue-burst: that bucket's size. @default QUEUE_DEFAULTS.burst (100) */
+  queueBurst?: number;
 }
 
 interface Written {
@@ -58,7 +63,12 @@ export class Manager {
   private readonly reconciling = new Map<string, number>();
 
   constructor(private readonly opts: ManagerOptions) {
-    this.queue = new WorkQueue({ depth: (n) => opts.metrics.queueDepth.set(n), adds: () => opts.metrics.queueAdds.inc() });
+    this.queue = new WorkQueue({ metrics: opts.metrics.queueMetrics(), rateLimiter: controllerRateLimiter({ qps: opts.queueQps ?? QUEUE_DEFAULTS.qps, burst: opts.queueBurst ?? QUEUE_DEFAULTS.burst }) });
+    opts.metrics.queueSource = () => {
+      const { totalSeconds, longestSeconds } = this.queue.unfinishedWork();
+      return { depth: this.queue.depth, waiting: this.queue.length, active: this.queue.inFlight, unfinishedSeconds: totalSeconds, longestSeconds };
+    };
+    opts.metrics.crMaxConcurrentReconciles.set({ controller: CONTROLLER_NAME }, opts.workers);
     opts.calls.onSettled = (key) => this.queue.add(key);
     const api = opts.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
@@ -140,35 +150,54 @@ export class Manager {
     }
   }
 
+  /**
+   * One reconcile and what the queue does next, as controller-runtime's
+   * reconcileHandler: an error is requeued rate-limited (result "error"); a
+   * lost write race too, being a Requeue (result "requeue"; kubetx_reconcile_total
+   * says "conflict"); a timed requeue forgets the backoff and waits (result
+   * "requeue_after"); anything else forgets it (result "success", an object
+   * found gone included).
+   */
   private async process(key: string): Promise<void> {
     const { metrics, logger } = this.opts;
     const [namespace, name] = key.split('/') as [string, string];
-    const end = metrics.reconcileSeconds.startTimer();
+    const controller = CONTROLLER_NAME;
+    const started = performance.now();
     this.reconciling.set(key, Date.now());
+    let result: 'success' | 'requeue' | 'requeue_after' | 'error' = 'success';
     try {
       const tx = await this.freshest(namespace, name);
       if (!tx) {
         this.gone(key);
         return;
       }
-      const result = await this.opts.reconciler.reconcile(tx);
-      if (result.kind === 'conflict') {
+      const r = await this.opts.reconciler.reconcile(tx);
+      if (r.kind === 'conflict') {
+        result = 'requeue';
         metrics.reconcileTotal.inc({ result: 'conflict' });
         // Our copy is now known stale: read live next time.
         this.written.set(key, { replaced: new Set(), tx: undefined });
-        this.queue.add(key);
+        this.queue.addRateLimited(key);
         return;
       }
       metrics.reconcileTotal.inc({ result: 'success' });
       this.queue.forget(key);
-      if (result.requeueAfterMs !== undefined && this.running) this.queue.addAfter(key, result.requeueAfterMs);
+      if (r.requeueAfterMs !== undefined && this.running) {
+        result = 'requeue_after';
+        this.queue.addAfter(key, r.requeueAfterMs);
+      }
     } catch (err) {
+      result = 'error';
       metrics.reconcileTotal.inc({ result: 'error' });
+      metrics.crReconcileErrors.inc({ controller });
       logger.error({ namespace, transaction: name, err: (err as Error).message }, 'reconcile failed, will retry');
       metrics.queueRetries.inc();
       this.queue.addRateLimited(key);
     } finally {
-      end();
+      const seconds = (performance.now() - started) / 1000;
+      metrics.reconcileSeconds.observe(seconds);
+      metrics.crReconcileTime.observe({ controller }, seconds);
+      metrics.crReconcileTotal.inc({ controller, result });
       this.reconciling.delete(key);
     }
   }

@@ -2,14 +2,52 @@
  * The operator's Prometheus metrics, created at start and initialised to zero
  * where the label values are known (controller-runtime's habit), so dashboards
  * and alerts see series before the first event.
+ *
+ * Two families. The `kubetx_*` ones speak of transactions (outcomes, branch
+ * calls, decisions, Events, flow control). The others carry the names, labels,
+ * help texts and buckets of controller-runtime and client-go, so dashboards and
+ * alerts written for any Go controller work unchanged:
+ * controller_runtime_* (pkg/internal/controller/metrics), workqueue_*
+ * (pkg/internal/metrics/workqueue.go, labels name and controller) and
+ * rest_client_* (pkg/metrics/client_go_adapter.go). docs/metrics.md lists them all.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Method } from '../engine/types.js';
+import type { QueueMetrics } from './queue.js';
+import type { RestClientSink } from './rest-client-metrics.js';
+
+/** The controller label: controller-runtime names a controller after its kind, lower-cased. */
+export const CONTROLLER_NAME = 'distributedtransaction';
+
+/** controller-runtime's controller_runtime_reconcile_time_seconds buckets. */
+const RECONCILE_BUCKETS = [
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5, 6, 7, 8, 9, 10, 15,
+  20, 25, 30, 40, 50, 60,
+];
+/** prometheus.ExponentialBuckets(10e-9, 10, 12): 1e-8 s … 1000 s, as controller-runtime's workqueue histograms. */
+const WORKQUEUE_BUCKETS = Array.from({ length: 12 }, (_, i) => Number(`1e${i - 8}`));
+/** client-go / controller-runtime rest_client_request_duration_seconds buckets. */
+const REST_BUCKETS = [0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0];
+
+/** What the metrics read from the work queue at scrape time. */
+export interface QueueSnapshot {
+  /** Keys to be handed out (client-go's depth). */
+  depth: number;
+  /** Keys waiting for a worker (kubetx_workqueue_depth). */
+  waiting: number;
+  /** Keys being reconciled now. */
+  active: number;
+  unfinishedSeconds: number;
+  longestSeconds: number;
+}
+
+/** The workqueue_* labels: controller-runtime names the queue after its controller. */
+const WQ = { name: CONTROLLER_NAME, controller: CONTROLLER_NAME } as const;
 
 export class OperatorMetrics {
   readonly registry = new Registry();
   readonly reconcileTotal = new Counter({ name: 'kubetx_reconcile_total', help: 'Reconciles by result (success, error, conflict).', labelNames: ['result'], registers: [this.registry] });
-  readonly reconcileSeconds = new Histogram({ name: 'kubetx_reconcile_time_seconds', help: 'Time of one reconcile, participant calls included.', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
+  readonly reconcileSeconds = new Histogram({ name: 'kubetx_reconcile_time_seconds', help: 'Time of one reconcile (API reads and writes; participant calls run apart).', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
   readonly branchCalls = new Counter({ name: 'kubetx_branch_calls_total', help: 'Participant calls by method and gRPC status code (LOCAL_ERROR: no usable call).', labelNames: ['method', 'code'], registers: [this.registry] });
   readonly branchCallSeconds = new Histogram({ name: 'kubetx_branch_call_duration_seconds', help: 'Duration of participant calls.', labelNames: ['method'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
   readonly statusWrites = new Counter({ name: 'kubetx_status_writes_total', help: 'Status subresource writes by result (ok, conflict, error).', labelNames: ['result'], registers: [this.registry] });
@@ -57,19 +95,115 @@ export class OperatorMetrics {
   });
   readonly decisions = new Counter({ name: 'kubetx_decisions_total', help: 'Decisions persisted, by mode and decision.', labelNames: ['mode', 'decision'], registers: [this.registry] });
   readonly escalations = new Counter({ name: 'kubetx_escalations_total', help: 'Transactions that need a human (retry budget spent, invalid spec).', labelNames: ['reason'], registers: [this.registry] });
-  readonly queueDepth = new Gauge({ name: 'kubetx_workqueue_depth', help: 'Keys waiting in the work queue.', registers: [this.registry] });
-  readonly queueAdds = new Counter({ name: 'kubetx_workqueue_adds_total', help: 'Adds to the work queue.', registers: [this.registry] });
+  /** Set by the manager: the work queue's figures, read at scrape time. */
+  queueSource?: () => QueueSnapshot;
+  readonly queueDepth = new Gauge({
+    name: 'kubetx_workqueue_depth',
+    help: 'Keys waiting in the work queue for a worker (at scrape time).',
+    registers: [this.registry],
+    collect: () => {
+      this.queueDepth.set(this.queueSource?.().waiting ?? 0);
+    },
+  });
+  readonly queueAdds = new Counter({ name: 'kubetx_workqueue_adds_total', help: 'Adds to the work queue that were not no-ops (as workqueue_adds_total).', registers: [this.registry] });
   readonly queueRetries = new Counter({ name: 'kubetx_workqueue_retries_total', help: 'Rate-limited requeues after a failed reconcile.', registers: [this.registry] });
   readonly events = new Counter({ name: 'kubetx_events_total', help: 'Events by what became of them: created, patched (a series count written), coalesced (counted in memory), dropped (per-object rate limit), failed (the API server refused it; logged), skipped (not asked for by --events).', labelNames: ['result'], registers: [this.registry] });
   readonly leader = new Gauge({ name: 'kubetx_leader_election_master_status', help: '1 while this replica is the leader.', registers: [this.registry] });
 
+  // controller-runtime: pkg/internal/controller/metrics/metrics.go.
+  readonly crReconcileTotal = new Counter({ name: 'controller_runtime_reconcile_total', help: 'Total number of reconciliations per controller', labelNames: ['controller', 'result'], registers: [this.registry] });
+  readonly crReconcileErrors = new Counter({ name: 'controller_runtime_reconcile_errors_total', help: 'Total number of reconciliation errors per controller', labelNames: ['controller'], registers: [this.registry] });
+  readonly crReconcileTime = new Histogram({ name: 'controller_runtime_reconcile_time_seconds', help: 'Length of time per reconciliation per controller', labelNames: ['controller'], buckets: RECONCILE_BUCKETS, registers: [this.registry] });
+  readonly crMaxConcurrentReconciles = new Gauge({ name: 'controller_runtime_max_concurrent_reconciles', help: 'Maximum number of concurrent reconciles per controller', labelNames: ['controller'], registers: [this.registry] });
+  readonly crActiveWorkers = new Gauge({
+    name: 'controller_runtime_active_workers',
+    help: 'Number of currently used workers per controller',
+    labelNames: ['controller'],
+    registers: [this.registry],
+    collect: () => {
+      this.crActiveWorkers.set({ controller: CONTROLLER_NAME }, this.queueSource?.().active ?? 0);
+    },
+  });
+
+  // client-go's work queue as controller-runtime registers it: pkg/internal/metrics/workqueue.go (name = controller = the controller's name).
+  readonly wqDepth = new Gauge({
+    name: 'workqueue_depth',
+    help: 'Current depth of workqueue by workqueue and priority',
+    labelNames: ['name', 'controller'],
+    registers: [this.registry],
+    collect: () => {
+      this.wqDepth.set(WQ, this.queueSource?.().depth ?? 0);
+    },
+  });
+  readonly wqAdds = new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by workqueue', labelNames: ['name', 'controller'], registers: [this.registry] });
+  readonly wqQueueDuration = new Histogram({ name: 'workqueue_queue_duration_seconds', help: 'How long in seconds an item stays in workqueue before being requested', labelNames: ['name', 'controller'], buckets: WORKQUEUE_BUCKETS, registers: [this.registry] });
+  readonly wqWorkDuration = new Histogram({ name: 'workqueue_work_duration_seconds', help: 'How long in seconds processing an item from workqueue takes.', labelNames: ['name', 'controller'], buckets: WORKQUEUE_BUCKETS, registers: [this.registry] });
+  readonly wqUnfinished = new Gauge({
+    name: 'workqueue_unfinished_work_seconds',
+    help: "How many seconds of work has been done that is in progress and hasn't been observed by work_duration. Large values indicate stuck threads. One can deduce the number of stuck threads by observing the rate at which this increases.",
+    labelNames: ['name', 'controller'],
+    registers: [this.registry],
+    collect: () => {
+      this.wqUnfinished.set(WQ, this.queueSource?.().unfinishedSeconds ?? 0);
+    },
+  });
+  readonly wqLongestRunning = new Gauge({
+    name: 'workqueue_longest_running_processor_seconds',
+    help: 'How many seconds has the longest running processor for workqueue been running.',
+    labelNames: ['name', 'controller'],
+    registers: [this.registry],
+    collect: () => {
+      this.wqLongestRunning.set(WQ, this.queueSource?.().longestSeconds ?? 0);
+    },
+  });
+  readonly wqRetries = new Counter({
+    name: 'workqueue_retries_total',
+    help: 'Total number of items added to the workqueue with a non-zero delay (rate-limited requeues, explicit RequeueAfter or AddAfter calls)',
+    labelNames: ['name', 'controller'],
+    registers: [this.registry],
+  });
+
+  // client-go's REST client as controller-runtime registers it: pkg/metrics/client_go_adapter.go (rest-client-metrics.ts feeds them).
+  readonly restRequests = new Counter({ name: 'rest_client_requests_total', help: 'Number of HTTP requests, partitioned by status code, method, and host.', labelNames: ['code', 'method', 'host'], registers: [this.registry] });
+  readonly restLatency = new Histogram({ name: 'rest_client_request_duration_seconds', help: 'Request latency in seconds. Broken down by verb and host.', labelNames: ['verb', 'host'], buckets: REST_BUCKETS, registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'kubetx_process_' });
+    const controller = CONTROLLER_NAME;
+    for (const result of ['error', 'requeue_after', 'requeue', 'success']) this.crReconcileTotal.inc({ controller, result }, 0);
+    this.crReconcileErrors.inc({ controller }, 0);
+    this.crReconcileTime.zero({ controller });
+    this.crMaxConcurrentReconciles.set({ controller }, 0);
+    this.wqAdds.inc(WQ, 0);
+    this.wqRetries.inc(WQ, 0);
+    this.wqQueueDuration.zero(WQ);
+    this.wqWorkDuration.zero(WQ);
     for (const result of ['success', 'error', 'conflict']) this.reconcileTotal.inc({ result }, 0);
     for (const result of ['ok', 'conflict', 'error']) this.statusWrites.inc({ result }, 0);
     for (const method of ['Try', 'Confirm', 'Cancel'] as Method[]) this.branchCalls.inc({ method, code: 'OK' }, 0);
     for (const result of ['Committed', 'Aborted', 'Failed']) this.transactions.inc({ mode: 'TCC', result }, 0);
     for (const result of ['created', 'patched', 'coalesced', 'dropped', 'failed', 'skipped']) this.events.inc({ result }, 0);
+  }
+
+  /** The work queue's metrics sink (manager.ts hands it to the WorkQueue). */
+  queueMetrics(): QueueMetrics {
+    return {
+      added: () => {
+        this.wqAdds.inc(WQ);
+        this.queueAdds.inc();
+      },
+      queued: (s) => this.wqQueueDuration.observe(WQ, s),
+      worked: (s) => this.wqWorkDuration.observe(WQ, s),
+      retried: () => this.wqRetries.inc(WQ),
+    };
+  }
+
+  /** Where rest-client-metrics.ts reports each API request. */
+  restClient(): RestClientSink {
+    return {
+      request: (code, method, host) => this.restRequests.inc({ code, method, host }),
+      latency: (verb, host, seconds) => this.restLatency.observe({ verb, host }, seconds),
+    };
   }
 
   /** Recomputes kubetx_transactions_in_flight from a snapshot of the cache (called at scrape time). */

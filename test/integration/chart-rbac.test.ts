@@ -6,11 +6,13 @@
  * server's view of that ServiceAccount's permissions holds nothing beyond the
  * least-privilege list in test/support/rbac.ts.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { parseFlags } from '../../src/cmd/flags.js';
 import type { DistributedTransaction } from '../../src/api/types.js';
 import {
@@ -24,6 +26,7 @@ import {
   renderChart,
   serviceAccountKubeconfig,
   templateChart,
+  type K8sObject,
   type Rendered,
 } from '../support/chart.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
@@ -36,14 +39,61 @@ import { repoRoot } from '../support/testenv-paths.js';
 const suffix = () => randomBytes(3).toString('hex');
 
 describe('chart: lint, render, schema', () => {
-  it('ships byte-identical copies of crds/ (fix: hack/sync-chart-crds.sh)', () => {
+  it('ships byte-identical copies of crds/ in files/crds/ (fix: hack/sync-chart-crds.sh), and no Helm crds/ directory', () => {
     const src = readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
-    const copy = readdirSync(join(chartDir, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
-    expect(copy, 'chart crds/ files (run hack/sync-chart-crds.sh)').toEqual(src);
+    const copy = readdirSync(join(chartDir, 'files/crds')).filter((f) => f.endsWith('.yaml')).sort();
+    expect(copy, 'chart files/crds/ files (run hack/sync-chart-crds.sh)').toEqual(src);
     for (const f of src) {
-      const same = readFileSync(join(repoRoot, 'crds', f)).equals(readFileSync(join(chartDir, 'crds', f)));
-      expect(same, `charts/kubetx/crds/${f} differs from crds/${f}: run hack/sync-chart-crds.sh`).toBe(true);
+      const same = readFileSync(join(repoRoot, 'crds', f)).equals(readFileSync(join(chartDir, 'files/crds', f)));
+      expect(same, `charts/kubetx/files/crds/${f} differs from crds/${f}: run hack/sync-chart-crds.sh`).toBe(true);
     }
+    // Helm would install a crds/ directory itself, once, and never upgrade it; the template would then clash with it.
+    expect(existsSync(join(chartDir, 'crds')), 'charts/kubetx/crds/ must not exist (the CRDs are templates)').toBe(false);
+    const check = spawnSync('bash', [join(repoRoot, 'hack/sync-chart-crds.sh'), '--check'], { encoding: 'utf8' });
+    expect(check.status, check.stderr).toBe(0);
+  });
+
+  it('renders each CRD of crds/ unchanged but for the chart labels and helm.sh/resource-policy: keep; crds.enabled / crds.keep turn them off', () => {
+    const files = readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml'));
+    const rendered = renderChart({ release: 'kubetx', namespace: 'kubetx-system' }).all<{ spec: unknown }>('CustomResourceDefinition');
+    expect(rendered).toHaveLength(files.length);
+    for (const f of files) {
+      const want = parse(readFileSync(join(repoRoot, 'crds', f), 'utf8')) as K8sObject & { spec: unknown };
+      const got = rendered.find((o) => o.metadata.name === want.metadata.name);
+      expect(got, `${f} rendered`).toBeDefined();
+      expect(got!.spec, `${f}: the rendered spec is the file's`).toEqual(want.spec);
+      const { labels, annotations, ...rest } = got!.metadata as K8sObject['metadata'] & { annotations?: Record<string, string> };
+      expect(rest).toEqual(want.metadata);
+      expect(annotations).toEqual({ 'helm.sh/resource-policy': 'keep' });
+      expect(labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'Helm', 'app.kubernetes.io/part-of': 'kubetx', 'app.kubernetes.io/instance': 'kubetx' });
+    }
+    expect(renderChart({ release: 'kubetx', namespace: 'x', values: { crds: { enabled: false } } }).all('CustomResourceDefinition')).toEqual([]);
+    const notKept = renderChart({ release: 'kubetx', namespace: 'x', values: { crds: { keep: false, annotations: { 'argocd.argoproj.io/sync-options': 'ServerSideApply=true' } } } }).one('CustomResourceDefinition');
+    expect((notKept.metadata as { annotations?: Record<string, string> }).annotations).toEqual({ 'argocd.argoproj.io/sync-options': 'ServerSideApply=true' });
+  });
+
+  it('helm template works without --kube-version: the testenv helm defaults to the control plane\'s Kubernetes', () => {
+    const r = helm(['template', 'kubetx', chartDir]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/kind: MutatingAdmissionPolicy\b/); // rendered for Kubernetes >= 1.36 only
+  });
+
+  it('Chart.yaml: icon, kubeVersion and Artifact Hub annotations that agree with the chart', () => {
+    const chart = parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as { icon: string; kubeVersion: string; appVersion: string; annotations: Record<string, string> };
+    expect(chart.kubeVersion).toBe('>=1.30.0-0');
+    expect(chart.icon).toMatch(/^https:\/\/raw\.githubusercontent\.com\/kubetx\/kubetx\/main\/charts\/kubetx\/icon\.svg$/);
+    expect(readFileSync(join(chartDir, 'icon.svg'), 'utf8')).toMatch(/^<svg /);
+    const a = chart.annotations;
+    expect(a['artifacthub.io/license']).toBe(JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).license);
+    expect(a['artifacthub.io/prerelease']).toBe('true');
+    expect((parse(a['artifacthub.io/images']!) as Array<{ image: string }>).map((i) => i.image)).toEqual([`ghcr.io/kubetx/kubetx:${chart.appVersion}`]);
+    for (const key of ['artifacthub.io/links', 'artifacthub.io/changes']) {
+      const list = parse(a[key]!) as unknown[];
+      expect(Array.isArray(list) && list.length > 0, key).toBe(true);
+    }
+    const crds = parse(a['artifacthub.io/crds']!) as Array<{ kind: string; version: string; name: string }>;
+    const rendered = renderChart({ release: 'kubetx', namespace: 'x' }).all<{ spec: { names: { kind: string }; versions: Array<{ name: string; served: boolean }> } }>('CustomResourceDefinition');
+    expect(crds.map((c) => `${c.name} ${c.kind} ${c.version}`)).toEqual(rendered.map((c) => `${c.metadata.name} ${c.spec.names.kind} ${c.spec.versions.find((v) => v.served)!.name}`));
   });
 
   it('helm lint --strict passes with default values and with watchNamespaces', () => {
@@ -61,6 +111,7 @@ describe('chart: lint, render, schema', () => {
       'ClusterRole/kubetx-edit',
       'ClusterRole/kubetx-view',
       'ClusterRoleBinding/kubetx',
+      'CustomResourceDefinition/distributedtransactions.kubetx.io',
       'Deployment/kubetx',
       'MutatingAdmissionPolicy/kubetx-finalizer',
       'MutatingAdmissionPolicyBinding/kubetx-finalizer',
@@ -234,6 +285,12 @@ describe('chart: lint, render, schema', () => {
     ['maxCallTimeout 2h', { maxCallTimeout: '2h' }, /maxCallTimeout: 2h is longer than 1h/],
     ['defaultCallTimeout above maxCallTimeout', { defaultCallTimeout: '2m' }, /defaultCallTimeout \(2m\) must not exceed maxCallTimeout \(60s\)/],
     ['leaseDuration 1000h', { leaderElection: { leaseDuration: '1000h' } }, /leaderElection.leaseDuration: 1000h is longer than 5m/],
+    ['crds.enabled: "yes"', { crds: { enabled: 'yes' } }, /at '\/crds\/enabled': got string, want boolean/],
+    ['a misspelt crds key', { crds: { keepp: true } }, /at '\/crds': additional properties 'keepp' not allowed/],
+    ['prometheusRule.branchCallErrorRatio: 2', { prometheusRule: { branchCallErrorRatio: 2 } }, /at '\/prometheusRule\/branchCallErrorRatio': maximum/],
+    ['prometheusRule.stuckFor: 30 (no unit)', { prometheusRule: { stuckFor: 30 } }, /at '\/prometheusRule\/stuckFor'/],
+    ['grafanaDashboard.labelValue: 1 (a number)', { grafanaDashboard: { labelValue: 1 } }, /at '\/grafanaDashboard\/labelValue': got number, want string/],
+    ['networkPolicy.egress.apiServer.cidrs: not a CIDR', { networkPolicy: { egress: { apiServer: { cidrs: ['10.0.0.1'] } } } }, /at '\/networkPolicy\/egress\/apiServer\/cidrs\/0'/],
   ])('rejects %s, naming the value', (_, values, message) => {
     const r = templateChart({ release: 'kubetx', namespace: 'x', values });
     expect(r.status).not.toBe(0);
@@ -253,6 +310,41 @@ describe('chart: lint, render, schema', () => {
     const doc = on.yaml.split(/^---$/m).find((d) => /kind: NetworkPolicy/.test(d))!;
     const applied = applyServerSide(kubeconfigPath(), doc);
     expect(applied.status, applied.stderr).toBe(0);
+  });
+
+  it('networkPolicy.egress: only DNS, the API server and the listed participants; refused without the API server', () => {
+    const participants = [{ to: [{ namespaceSelector: { matchLabels: { 'kubetx.io/tenant': 'true' } } }], ports: [{ port: 50051, protocol: 'TCP' }] }];
+    const values = { networkPolicy: { enabled: true, egress: { enabled: true, apiServer: { cidrs: ['10.0.0.1/32', '192.0.2.10/32'] }, participants } } };
+    const np = renderChart({ release: 'kubetx', namespace: 'default', values }).one<{ spec: k8s.V1NetworkPolicySpec }>('NetworkPolicy');
+    expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(np.spec.egress).toEqual([
+      {
+        to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+        ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }],
+      },
+      { to: [{ ipBlock: { cidr: '10.0.0.1/32' } }, { ipBlock: { cidr: '192.0.2.10/32' } }], ports: [{ port: 443, protocol: 'TCP' }, { port: 6443, protocol: 'TCP' }] },
+      ...participants,
+    ]);
+    const doc = renderChart({ release: 'kubetx', namespace: 'default', values }).yaml.split(/^---$/m).find((d) => /kind: NetworkPolicy/.test(d))!;
+    expect(applyServerSide(kubeconfigPath(), doc).status).toBe(0);
+    const noApi = templateChart({ release: 'kubetx', namespace: 'x', values: { networkPolicy: { enabled: true, egress: { enabled: true } } } });
+    expect(noApi.status).not.toBe(0);
+    expect(noApi.stderr).toMatch(/networkPolicy.egress.apiServer.cidrs: with networkPolicy.egress.enabled/);
+  });
+
+  it('prometheusRule and grafanaDashboard: off by default; the rule selects the release\'s ServiceMonitor job, or prometheusRule.selector', () => {
+    const off = renderChart({ release: 'kubetx', namespace: 'm' });
+    expect(off.all('PrometheusRule')).toEqual([]);
+    const on = renderChart({ release: 'tx', namespace: 'ops', values: { prometheusRule: { enabled: true, labels: { release: 'kube-prometheus-stack' } } } });
+    const rule = on.one<{ spec: { groups: Array<{ rules: Array<{ expr: string }> }> } }>('PrometheusRule');
+    expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(rule.metadata.labels).toMatchObject({ release: 'kube-prometheus-stack' });
+    for (const r of rule.spec.groups[0]!.rules) expect(r.expr).toContain('job="tx-kubetx-metrics", namespace="ops"');
+    const custom = renderChart({ release: 'tx', namespace: 'ops', values: { prometheusRule: { enabled: true, selector: 'service="kubetx"' } } });
+    for (const r of custom.one<{ spec: { groups: Array<{ rules: Array<{ expr: string }> }> } }>('PrometheusRule').spec.groups[0]!.rules) {
+      expect(r.expr).toContain('{service="kubetx"');
+      expect(r.expr).not.toContain('job=');
+    }
   });
 
   it('finalizerPolicy: rendered for Kubernetes >= 1.36 only, and off when disabled (the operator then writes the finalizer)', () => {
@@ -358,7 +450,8 @@ describe('chart on the real API server', () => {
     // The status guard is cluster-wide and would refuse the admin status writes of the other test files
     // sharing this control plane; it and the tenant roles are tested in status-guard.test.ts (bound to its namespace).
     // The finalizer policy is cluster-wide too (tested in finalizer-policy.test.ts).
-    const tenantSide = { statusGuard: { enabled: false }, tenantRoles: { enabled: false }, finalizerPolicy: { enabled: false } };
+    // The CRD is the global setup's (chart-upgrade.test.ts installs the chart's own on a control plane of its own).
+    const tenantSide = { statusGuard: { enabled: false }, tenantRoles: { enabled: false }, finalizerPolicy: { enabled: false }, crds: { enabled: false } };
     const rendered = renderChart({ release, namespace: releaseNs, values: { ...tenantSide, ...values } });
     const applied = applyServerSide(adminPath, rendered.yaml);
     const sa = rendered.one('ServiceAccount').metadata.name;

@@ -188,3 +188,69 @@ export function loadKubeconfig(path: string): k8s.KubeConfig {
   kc.loadFromFile(path);
   return kc;
 }
+
+/** promtool from hack/promtool.sh's cache; throws with the command to run when it is not built. */
+export function promtoolPath(): string {
+  const r = spawnSync('bash', [join(repoRoot, 'hack/promtool.sh'), '--path'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`promtool is not built: run hack/promtool.sh (hack/testenv.sh builds it too)\n${r.stderr}`);
+  return r.stdout.trim();
+}
+
+export function promtool(args: string[], cwd?: string): Run {
+  const r = spawnSync(promtoolPath(), args, { encoding: 'utf8', cwd });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** One sample of a Prometheus text exposition: metric name, labels, value. */
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+  /** The metric family's # TYPE (a histogram's _bucket/_sum/_count are "histogram"). */
+  type: string;
+}
+
+/** Parses the Prometheus text format (what /metrics serves). */
+export function parseExposition(text: string): Sample[] {
+  const types = new Map<string, string>();
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    const t = /^# TYPE (\S+) (\S+)/.exec(line);
+    if (t) types.set(t[1]!, t[2]!);
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/.exec(line);
+    if (!m) throw new Error(`not a sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    const name = m[1]!;
+    const family = types.has(name) ? name : name.replace(/_(bucket|sum|count|total|created)$/, '');
+    out.push({ name, labels, value: Number(m[3]), type: types.get(family) ?? types.get(name) ?? 'untyped' });
+  }
+  return out;
+}
+
+const promqlWords = new Set([
+  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'atan2', 'inf', 'nan', 'le',
+]);
+
+/**
+ * The metric names a PromQL expression selects: identifiers that are not
+ * functions (followed by "("), keywords, label names (inside {} or a by/on/…
+ * list), strings, durations or Grafana variables.
+ */
+export function metricNames(expr: string): string[] {
+  const s = expr
+    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""') // strings
+    .replace(/\{[^{}]*\}/g, ' ') // label matchers
+    .replace(/\[[^\]]*\]/g, ' ') // ranges and subqueries
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ') // label lists
+    .replace(/\$\{?\w+\}?/g, ' '); // Grafana variables
+  const names = new Set<string>();
+  for (const m of s.matchAll(/(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?!\w)(\s*\()?/g)) {
+    if (m[2]) continue; // a function call
+    if (promqlWords.has(m[1]!.toLowerCase())) continue;
+    names.add(m[1]!);
+  }
+  return [...names].sort();
+}

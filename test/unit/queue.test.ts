@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { WorkQueue } from '../../src/controller/queue.js';
+import { ItemExponentialFailureRateLimiter } from '../../src/controller/rate-limiter.js';
 
 describe('WorkQueue', () => {
   it('collapses duplicate adds of a waiting key', async () => {
@@ -48,7 +49,7 @@ describe('WorkQueue', () => {
   it('backs off exponentially per key on failures and forgets after success', () => {
     vi.useFakeTimers();
     try {
-      const q = new WorkQueue(undefined, 10, 1000);
+      const q = new WorkQueue({ rateLimiter: new ItemExponentialFailureRateLimiter(10, 1000) });
       const delays: number[] = [];
       for (let i = 0; i < 4; i++) {
         q.addRateLimited('a');
