@@ -7,6 +7,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { reuseConnections } from './controller/kube-agent.js';
+import { observeRequests } from './controller/rest-client-metrics.js';
 import { EventRecorder } from './controller/events.js';
 import { withEventLevel } from './controller/event-level.js';
 import { serveHttp } from './controller/http.js';
@@ -28,6 +29,7 @@ import { LabelledSecretCache } from './participants/labelled-secrets.js';
 import { PAYLOAD_SECRET_LABEL, payloadSecrets } from './participants/payload-secret.js';
 import { ServiceResolver } from './participants/service-resolver.js';
 import type { AddressRules } from './participants/address-policy.js';
+import { startTracing, tracingSettings } from './tracing/tracing.js';
 
 async function main(): Promise<void> {
   let flags: OperatorFlags;
@@ -48,6 +50,7 @@ async function main(): Promise<void> {
   reuseConnections(kc);
 
   const metrics = new OperatorMetrics();
+  observeRequests(kc, metrics.restClient());
   const now = () => Date.now();
   const apiStore = new ApiStatusStore(kc, (result) => metrics.statusWrites.inc({ result }));
   let manager: Manager | undefined;
@@ -77,10 +80,13 @@ async function main(): Promise<void> {
   const tlsSecrets = tlsSecretCache ? new TlsSecretCache(tlsSecretCache) : undefined;
   const payloadSecretCache = flags.readPayloadSecrets ? new LabelledSecretCache(kc, flags.namespaces, PAYLOAD_SECRET_LABEL, logger) : undefined;
   const calls = new CallTracker(now);
+  // Off by default: then no OpenTelemetry module is even loaded.
+  const tracing = await startTracing(tracingSettings(flags.tracing, process.env), logger);
   const recorder = new EventRecorder(kc, logger, flags.identity, now, { onResult: (result) => metrics.events.inc({ result }) });
   const events = withEventLevel(recorder, flags.events, () => metrics.events.inc({ result: 'skipped' }));
   const reconciler = new Reconciler({
     calls,
+    tracing,
     payloads: livePayloads(kc),
     store,
     caller: {
@@ -110,7 +116,7 @@ async function main(): Promise<void> {
     admission,
     step: makeStep({ message: { onCheckTimeout: flags.messageCheckTimeoutAction }, stall: { afterAttempts: flags.stallAfterAttempts, afterMs: flags.stallAfterMs } }),
   });
-  manager = new Manager({ kubeConfig: kc, reconciler, calls, store: apiStore, metrics, logger, workers: flags.workers, namespaces: flags.namespaces, resyncMs: flags.resyncMs });
+  manager = new Manager({ kubeConfig: kc, reconciler, calls, store: apiStore, metrics, logger, workers: flags.workers, namespaces: flags.namespaces, resyncMs: flags.resyncMs, queueQps: flags.queueQps, queueBurst: flags.queueBurst });
 
   // Ready = able to do its job: a standby waiting for the lease is ready (as in
   // controller-runtime), else rolling updates and PodDisruptionBudgets stall on it.
@@ -155,6 +161,8 @@ async function main(): Promise<void> {
     force.unref();
     await manager?.stop().catch(() => undefined);
     await recorder.flush().catch(() => undefined);
+    // The spans of what finished while stopping, and any still batched.
+    await tracing.shutdown().catch(() => undefined);
     await elector?.release();
     pool.close();
     process.exit(0);

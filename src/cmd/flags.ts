@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { parseDuration, type CheckTimeoutAction } from '../engine/index.js';
 import { parseCidr, splitHostPort, type Cidr } from '../participants/address-policy.js';
 import { EVENT_LEVELS, type EventLevel } from '../controller/event-level.js';
+import { QUEUE_DEFAULTS } from '../controller/rate-limiter.js';
 
 export interface OperatorFlags {
   kubeconfig?: string;
@@ -49,8 +50,14 @@ export interface OperatorFlags {
   maxCallsPerEndpoint: number;
   /** 0 = unlimited. */
   maxForwardTransactions: number;
+  /** --queue-qps: the work queue's overall token bucket over rate-limited requeues; 0 = none. */
+  queueQps: number;
+  /** --queue-burst: that bucket's size. */
+  queueBurst: number;
   /** What a Message transaction does when CheckPrepared never answers within its timeout. */
   messageCheckTimeoutAction: CheckTimeoutAction;
+  /** --tracing: export spans by OTLP (also on with OTEL_TRACES_EXPORTER=otlp; see src/tracing/tracing.ts). */
+  tracing: boolean;
 }
 
 export const usage = `kubetx operator
@@ -83,12 +90,17 @@ export const usage = `kubetx operator
   --resync-period DUR               re-list and requeue everything this often (default 5m)
   --max-calls-per-endpoint N        participant calls in flight per endpoint; more wait in FIFO order (default 32; 0 = unlimited)
   --max-forward-transactions N      TCC/Saga transactions in their forward phase at once; new ones wait Pending (default 0 = unlimited)
+  --queue-qps N                     rate-limited requeues (failed reconciles, lost write races) at most N/s overall
+                                    on top of the per-key backoff; first adds and timed requeues are never limited (default 50; 0 = no limit)
+  --queue-burst N                   ... after a burst of N at once (default 100)
   --message-check-timeout-action A  Message with no answer from CheckPrepared within spec.timeout: Rollback (default) or Fail (a human decides)
   --events LEVEL                    which Events to record: warnings (default: failures, rollbacks, escalations,
                                     refusals, answers to people), changes (also each transaction's Normal outcome),
                                     all (also the Normal decisions). The status is the audit trail either way
   --stall-after-attempts N          condition Stalled=True once a branch failed N calls in a row in a phase that must succeed (default 5)
   --stall-after DUR                 ... or once a branch has been failing this long after the phase began (default 10m)
+  --tracing                         export OpenTelemetry spans by OTLP/HTTP, configured by the OTEL_* variables
+                                    (default false; OTEL_TRACES_EXPORTER=otlp also turns it on, OTEL_SDK_DISABLED=true off)
 `;
 
 export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorFlags {
@@ -124,10 +136,13 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'resync-period': { type: 'string', default: '5m' },
       'max-calls-per-endpoint': { type: 'string', default: '32' },
       'max-forward-transactions': { type: 'string', default: '0' },
+      'queue-qps': { type: 'string', default: String(QUEUE_DEFAULTS.qps) },
+      'queue-burst': { type: 'string', default: String(QUEUE_DEFAULTS.burst) },
       'message-check-timeout-action': { type: 'string', default: 'Rollback' },
       'stall-after-attempts': { type: 'string', default: '5' },
       events: { type: 'string', default: 'warnings' },
       'stall-after': { type: 'string', default: '10m' },
+      tracing: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -150,6 +165,10 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (!Number.isSafeInteger(n)) throw new Error(`--${flag}: want an integer >= 0 (0 = unlimited), got "${v}"`);
     return n;
   };
+  const queueQps = /^\d+(\.\d+)?(e[+-]?\d+)?$/i.test(values['queue-qps']) ? Number(values['queue-qps']) : NaN;
+  if (!Number.isFinite(queueQps)) throw new Error(`--queue-qps: want a number >= 0 (0 = no limit), got "${values['queue-qps']}"`);
+  const queueBurst = /^\d+$/.test(values['queue-burst']) ? Number(values['queue-burst']) : NaN;
+  if (!Number.isSafeInteger(queueBurst) || queueBurst < 1) throw new Error(`--queue-burst: want an integer >= 1, got "${values['queue-burst']}"`);
   const checkTimeout = values['message-check-timeout-action'];
   if (checkTimeout !== 'Rollback' && checkTimeout !== 'Fail') {
     throw new Error(`--message-check-timeout-action: want Rollback or Fail, got "${checkTimeout}"`);
@@ -211,10 +230,13 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     identity: env.POD_NAME ?? `${env.HOSTNAME ?? 'kubetx'}-${process.pid}`,
     maxCallsPerEndpoint: count('max-calls-per-endpoint'),
     maxForwardTransactions: count('max-forward-transactions'),
+    queueQps,
+    queueBurst,
     messageCheckTimeoutAction: checkTimeout,
     stallAfterAttempts: stallAttempts,
     events: values.events as EventLevel,
     stallAfterMs: duration('stall-after', values['stall-after']),
+    tracing: values.tracing,
   };
   if (flags.defaultCallTimeoutMs > flags.maxCallTimeoutMs) {
     throw new Error(`--default-call-timeout (${values['default-call-timeout']}) must not exceed --max-call-timeout (${values['max-call-timeout']})`);

@@ -32,6 +32,7 @@ import { ABORT_ANNOTATION, RETRY_ANNOTATION, ackValue } from '../engine/interven
 import type { CallOutcome, EventIntent, Step, StepOutput } from '../engine/types.js';
 import { callParticipant, type CallerDeps, type CallObservation } from '../participants/caller.js';
 import type { CallTracker } from './call-tracker.js';
+import { disabledTracing, type TransactionTracing } from '../tracing/tracing.js';
 import type { PayloadSource } from './payload-source.js';
 import { FINALIZER, finalRecord, needsFinalizer, onDeletion, withoutFinalizer } from './deletion.js';
 import { findSpecViolation, type SpecViolation } from './spec-checks.js';
@@ -63,6 +64,8 @@ export interface ReconcilerDeps {
   calls: CallTracker;
   /** The payloads of a transaction whose cached copy has none (a live read); identity when unset. */
   payloads?: PayloadSource;
+  /** Spans of transactions, phases and calls (docs/tracing.md); off when unset. */
+  tracing?: TransactionTracing;
 }
 
 /** A guard against an engine bug looping forever inside one reconcile. */
@@ -149,10 +152,11 @@ export class Reconciler {
       log.debug({ phase: status.phase, calls: out.calls.map((c) => `${c.branch}.${c.method}#${c.attempt}`) }, 'calling participants');
       const calling = tx;
       const phase = status.phase;
+      const decision = status.decision;
       // One live read of the payloads for the whole batch, and only if the cache dropped them.
       let full: Promise<DistributedTransaction> | undefined;
       const withPayloads = () => (full ??= deps.payloads ? deps.payloads(calling) : Promise.resolve(calling));
-      deps.calls.start(key, tx.metadata.uid, tx.status, status, out.calls, (call, signal) => this.call(withPayloads, call, phase, signal, log), pending);
+      deps.calls.start(key, tx.metadata.uid, tx.status, status, out.calls, (call, signal) => this.call(withPayloads, call, phase, decision, signal, log), pending);
       return { kind: 'done' };
     }
     if (status && !isDeepStrictEqual(status, tx.status)) {
@@ -194,6 +198,7 @@ export class Reconciler {
     withPayloads: () => Promise<DistributedTransaction>,
     call: Parameters<typeof callParticipant>[2],
     phase: string | undefined,
+    decision: string | undefined,
     signal: AbortSignal,
     log: Logger,
   ): Promise<CallObservation> {
@@ -204,7 +209,9 @@ export class Reconciler {
       const now = this.deps.now();
       return { branch: call.branch, method: call.method, attempt: call.attempt, kind: 'retryable', message: (err as Error).message.slice(0, 512), finishedAt: now, durationMs: 0, code: 'LOCAL_ERROR' };
     }
-    const o = await callParticipant(this.deps.caller, tx, call, signal);
+    const span = (this.deps.tracing ?? disabledTracing).startCall(tx, call, phase, decision);
+    const o = await callParticipant(this.deps.caller, tx, call, signal, span?.headers);
+    span?.end(o);
     this.deps.metrics.branchCalls.inc({ method: call.method, code: o.code });
     this.deps.metrics.branchCallSeconds.observe({ method: call.method }, o.durationMs / 1000);
     if (o.kind !== 'ok' && !signal.aborted) {
@@ -223,6 +230,7 @@ export class Reconciler {
       return undefined;
     }
     const before = tx.status;
+    this.deps.tracing?.written(tx, status);
     if (status.decision && !before?.decision) {
       this.deps.metrics.decisions.inc({ mode: tx.spec.mode, decision: status.decision });
       log.info({ phase: status.phase, decision: status.decision }, 'decision persisted');

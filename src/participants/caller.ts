@@ -34,6 +34,11 @@ const methodPaths: Record<Exclude<Method, 'CheckPrepared'>, string> = {
 
 const maxDataBytes = 4096;
 
+/** The call's gRPC path, e.g. "/kubetx.v1.TccParticipant/Try". */
+export function methodPath(method: Method): string {
+  return method === 'CheckPrepared' ? MessageSourceService.checkPrepared.path : methodPaths[method];
+}
+
 export interface CallerDeps extends DialDeps {
   now: () => number;
   /** Default deadline of one call when the branch sets none. */
@@ -90,6 +95,7 @@ async function unary<Req, Res>(
   request: Req,
   deadline: number,
   signal: AbortSignal | undefined,
+  headers: Readonly<Record<string, string>> | undefined,
 ): Promise<{ err: ServiceError | null; res?: Res; local?: { kind: CallOutcome['kind']; message: string } }> {
   const budget = deadline - Date.now();
   // A call needs at least half its time once it has a slot: started with less, it would likely be
@@ -102,7 +108,10 @@ async function unary<Req, Res>(
   }
   try {
     return await new Promise((resolve) => {
-      const c = client.makeUnaryRequest(path, encode, decode, request, new Metadata(), { deadline: new Date(deadline) }, (err, res) => {
+      const metadata = new Metadata();
+      // Trace context (traceparent, tracestate) when tracing is on.
+      if (headers) for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
+      const c = client.makeUnaryRequest(path, encode, decode, request, metadata, { deadline: new Date(deadline) }, (err, res) => {
         signal?.removeEventListener('abort', cancel);
         resolve({ err: err ?? null, res });
       });
@@ -115,14 +124,15 @@ async function unary<Req, Res>(
   }
 }
 
-export async function callParticipant(deps: CallerDeps, tx: DistributedTransaction, call: Call, signal?: AbortSignal): Promise<CallObservation> {
+/** `headers`: extra gRPC metadata for the call (the trace context). */
+export async function callParticipant(deps: CallerDeps, tx: DistributedTransaction, call: Call, signal?: AbortSignal, headers?: Readonly<Record<string, string>>): Promise<CallObservation> {
   const started = deps.now();
   const done = (kind: CallOutcome['kind'], message?: string, data?: string): CallObservation => {
     const finishedAt = deps.now();
     const code = kind === 'ok' ? 'OK' : 'LOCAL_ERROR';
     return { branch: call.branch, method: call.method, attempt: call.attempt, kind, message, data, finishedAt, durationMs: finishedAt - started, code };
   };
-  if (call.method === 'CheckPrepared') return checkPrepared(deps, tx, call, done, signal);
+  if (call.method === 'CheckPrepared') return checkPrepared(deps, tx, call, done, signal, headers);
   const index = tx.spec.branches.findIndex((b) => b.name === call.branch);
   const branch = tx.spec.branches[index];
   if (!branch) return done('retryable', `no branch named ${call.branch} in spec`);
@@ -149,6 +159,7 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
       request,
       deadline,
       signal,
+      headers,
     );
     if (response.local) return done(response.local.kind, response.local.message);
     if (response.err) return failed(done, classifyError(call.method, serviceOf(methodPaths[call.method as Exclude<Method, 'CheckPrepared'>]), response.err), response.err.code);
@@ -191,6 +202,7 @@ async function checkPrepared(
   call: Call,
   done: (kind: CallOutcome['kind'], message?: string, data?: string) => CallObservation,
   signal: AbortSignal | undefined,
+  headers: Readonly<Record<string, string>> | undefined,
 ): Promise<CallObservation> {
   const source = tx.spec.message?.source;
   if (!source?.endpoint) return done('retryable', 'spec.message.source.endpoint is not set');
@@ -213,6 +225,7 @@ async function checkPrepared(
       request,
       Date.now() + callTimeoutMs(deps, undefined),
       signal,
+      headers,
     );
     if (response.local) return done(response.local.kind, response.local.message);
     if (response.err) return failed(done, classifyError('CheckPrepared', serviceOf(MessageSourceService.checkPrepared.path), response.err), response.err.code);

@@ -8,6 +8,8 @@
  *   - Errors map to statuses (errors.ts): Refused → ABORTED/FAILED_PRECONDITION,
  *     data over 4 KiB → INTERNAL, anything else → UNAVAILABLE (retried).
  *   - One log line per call with its identity, attempt and outcome; payloads are never logged.
+ *   - The operator's trace context (gRPC metadata `traceparent`) is `ctx.traceparent`;
+ *     with an OpenTelemetry SDK registered, each call runs in a SERVER span (trace.ts).
  *   - shutdown() drains in-flight calls, forcing after a grace period;
  *     `handleSignals` does that on SIGTERM/SIGINT and then exits.
  */
@@ -26,6 +28,7 @@ import {
 import type { Barrier, BarrierMethod, BarrierOutcome, BarrierResponse, BarrierResult } from './barrier.js';
 import { DataTooLarge, InvalidPayload, MAX_DATA_BYTES, Refused, statusOf } from './errors.js';
 import { jsonLogger, type Logger } from './log.js';
+import { loadTracing, traceparentOf, withServerSpan } from './trace.js';
 
 export type BranchMethod = BarrierMethod;
 
@@ -53,6 +56,11 @@ export interface BranchContext<Tx = undefined> {
   readonly deadline: Date | undefined;
   /** Logger bound to this call's identity. */
   readonly logger: Logger;
+  /**
+   * The operator's W3C trace context for this call (gRPC metadata `traceparent`,
+   * validated), sent when the operator's tracing is on; undefined otherwise.
+   */
+  readonly traceparent: string | undefined;
 }
 
 /** `data` may be bytes, a string (UTF-8) or any other value (JSON-encoded). At most 4 KiB once encoded. */
@@ -93,6 +101,8 @@ export interface CheckPreparedContext {
   readonly rawPayload: Buffer;
   readonly signal: AbortSignal;
   readonly logger: Logger;
+  /** As BranchContext.traceparent. */
+  readonly traceparent: string | undefined;
 }
 
 export interface SourceHandlers {
@@ -149,6 +159,8 @@ export async function serveParticipant<Tx = undefined>(options: ServeOptions<Tx>
     throw new Error('serveParticipant: give at least one of tcc, saga, receiver, source');
   }
   const inFlight = new Set<AbortController>();
+  // @opentelemetry/api, if the application has it (an optional peer dependency).
+  await loadTracing();
   const server = new grpc.Server(options.serverOptions);
   const branchCall = (method: BranchMethod, handler: BranchHandler<Tx>) =>
     makeBranchCall(method, handler, options, logger, inFlight);
@@ -246,7 +258,8 @@ function makeBranchCall<Tx>(
     });
     const d = call.getDeadline();
     const deadline = d instanceof Date ? d : Number.isFinite(d) ? new Date(d) : undefined;
-    const ctx = makeContext<Tx>(req, method, ac.signal, deadline, log);
+    const traceparent = traceparentOf(call.metadata);
+    const ctx = makeContext<Tx>(req, method, ac.signal, deadline, log, traceparent);
 
     const runHandler = (tx: Tx): BarrierResponse | Promise<BarrierResponse> => {
       ctx.tx = tx;
@@ -264,7 +277,13 @@ function makeBranchCall<Tx>(
       return { ...(await runHandler(undefined as Tx)), outcome: 'executed' };
     };
 
-    const work = Promise.resolve().then(() => (options.middleware ? options.middleware(ctx, next) : next()));
+    const work = withServerSpan(
+      traceparent,
+      call.metadata,
+      { path: branchPaths[method], method, attributes: { ...spanAttributes(req), 'kubetx.branch': req.branch, 'kubetx.attempt': req.attempt } },
+      () => Promise.resolve().then(() => (options.middleware ? options.middleware(ctx, next) : next())),
+      (r) => (r.ok ? { outcome: r.value.outcome, code: grpc.status.OK } : spanEndOf(r.error)),
+    );
     work.then(
       (res) => {
         log.info({ outcome: res.outcome, durationMs: Date.now() - started }, `${method} ok`);
@@ -299,6 +318,7 @@ function makeCheckPrepared(
     call.on('cancelled', () => ac.abort(new Error('call cancelled by the caller or its deadline')));
     const log = baseLogger.child({ uid: req.transactionUid, namespace: req.namespace, name: req.name, method: 'CheckPrepared', operation: req.operation });
     const payload = lazyJson(req.payload);
+    const traceparent = traceparentOf(call.metadata);
     const ctx: CheckPreparedContext = {
       uid: req.transactionUid,
       namespace: req.namespace,
@@ -310,9 +330,15 @@ function makeCheckPrepared(
       rawPayload: req.payload,
       signal: ac.signal,
       logger: log,
+      traceparent,
     };
-    Promise.resolve()
-      .then(() => source.checkPrepared(ctx))
+    withServerSpan(
+      traceparent,
+      call.metadata,
+      { path: MessageSourceService.checkPrepared.path.slice(1), method: 'CheckPrepared', attributes: spanAttributes(req) },
+      () => Promise.resolve().then(() => source.checkPrepared(ctx)),
+      (r) => (r.ok ? { outcome: String(r.value), code: grpc.status.OK } : spanEndOf(r.error)),
+    )
       .then(
         (state) => {
           const s = states[state];
@@ -336,6 +362,7 @@ function makeContext<Tx>(
   signal: AbortSignal,
   deadline: Date | undefined,
   logger: Logger,
+  traceparent: string | undefined,
 ): BranchContext<Tx> {
   const payload = lazyJson(req.payload);
   return {
@@ -355,7 +382,31 @@ function makeContext<Tx>(
     signal,
     deadline,
     logger,
+    traceparent,
   };
+}
+
+const branchPaths: Record<BranchMethod, string> = {
+  Try: TccParticipantService.try.path.slice(1),
+  Confirm: TccParticipantService.confirm.path.slice(1),
+  Cancel: TccParticipantService.cancel.path.slice(1),
+  Execute: SagaParticipantService.execute.path.slice(1),
+  Compensate: SagaParticipantService.compensate.path.slice(1),
+  Deliver: MessageReceiverService.deliver.path.slice(1),
+};
+
+const spanAttributes = (req: { transactionUid: string; namespace: string; name: string }) => ({
+  'kubetx.transaction.namespace': req.namespace,
+  'kubetx.transaction.name': req.name,
+  'kubetx.transaction.uid': req.transactionUid,
+});
+
+/** A failed call's span: refusals and invalid requests are answers, not errors of this server. */
+function spanEndOf(err: unknown): { outcome: string; code: number; error?: boolean } {
+  const { code } = statusOf(err);
+  if (err instanceof Refused) return { outcome: 'refused', code };
+  if (err instanceof InvalidPayload) return { outcome: 'invalid', code };
+  return { outcome: 'error', code, error: true };
 }
 
 /** Parses JSON on first use; an empty payload is undefined; invalid JSON throws InvalidPayload (it can never succeed). */
