@@ -5,7 +5,7 @@
  * processes (two banks) and one DistributedTransaction make a transfer; the
  * same bank as examples/bank-go, flag for flag. See README.md.
  *
- *   npx tsx examples/bank-ts/server.ts --bank alpha --listen 127.0.0.1:50061 \
+ *   npx tsx examples/bank-ts/server.ts --bank alpha --listen 127.0.0.1:50101 \
  *     --database-url 'postgres://bank@localhost:5432/bank_alpha?sslmode=disable'
  *
  * Logs: pino JSON on stdout, one line per call from the SDK, never a payload;

@@ -2,7 +2,7 @@
  * The best-effort notification example's receiver (seed 003): a merchant's
  * "payment result" endpoint, notified by kubetx with `mode: Notify`.
  *
- *   npx tsx examples/notify/merchant.ts --port 50071 --db /tmp/merchant.db [--conformance-hook]
+ *   npx tsx examples/notify/merchant.ts --port 50081 --db /tmp/merchant.db [--conformance-hook]
  *
  * It implements MessageReceiver/Deliver on the kubetx SDK and records each
  * notification once (the SQLite barrier deduplicates repeats of the same
@@ -95,7 +95,7 @@ export async function startMerchant(opts: MerchantOptions): Promise<Merchant> {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const { values } = parseArgs({
     options: {
-      port: { type: 'string', default: '50071' },
+      port: { type: 'string', default: '50081' },
       host: { type: 'string', default: '0.0.0.0' },
       db: { type: 'string', default: 'merchant.db' },
       'always-fail': { type: 'boolean', default: false },

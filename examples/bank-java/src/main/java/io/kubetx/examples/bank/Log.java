@@ -12,7 +12,7 @@ import java.util.logging.Logger;
 
 /**
  * One JSON object per line on stdout, as bank-go's slog JSON handler writes:
- * {@code {"time":…,"level":"INFO","msg":"bank listening","bank":"alpha","address":"127.0.0.1:50051"}}.
+ * {@code {"time":…,"level":"INFO","msg":"bank listening","bank":"alpha","address":"127.0.0.1:50111"}}.
  * The SDK's lines (System.Logger → java.util.logging) come out the same way, with the logger name.
  */
 final class Log {
