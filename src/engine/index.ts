@@ -9,6 +9,7 @@ import { setCondition } from './conditions.js';
 import { truncate } from './text.js';
 import { startTimeOf } from './start-time.js';
 import { stepTcc } from './tcc.js';
+import { withHistory } from './history.js';
 import { stepSaga } from './saga.js';
 import { makeStepMessage, type MessageEngineOptions } from './message.js';
 import { stepNotify } from './notify.js';
@@ -74,6 +75,7 @@ export {
 export { getCondition, setCondition, type ConditionInput } from './conditions.js';
 export { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
 export { MAX_TEXT, truncate } from './text.js';
+export { MAX_HISTORY, MAX_HISTORY_MESSAGE, boundHistory, normalizeHistory, record as historyRecord, withHistory } from './history.js';
 export { DEFAULT_STALL_AFTER_ATTEMPTS, DEFAULT_STALL_AFTER_MS, STALLED, type StallOptions } from './stalled.js';
 export { resumeHint } from './failure-report.js';
 export { startTimeOf, conservativeStart } from './start-time.js';
@@ -99,7 +101,7 @@ function dispatch(input: StepInput, stepMessage: Step, stall: StallOptions | und
     const step = mode === 'TCC' ? stepTcc : mode === 'Saga' ? stepSaga : mode === 'Message' ? stepMessage : mode === 'Notify' ? stepNotify : undefined;
     if (!step) return unsupportedMode(input, mode);
     // What the status says about failures is the same for every mode.
-    return withStalled(input, withFailureReport(input, step(input)), stall);
+    return withStalled(input, withFailureReport(input, withHistory(input, step(input))), stall);
   } catch (err) {
     // Last line of defence: a bug must not crash the controller, nor retry blindly every minute forever.
     try {

@@ -157,6 +157,24 @@ export interface BranchStatus {
    * TCC participant), so no Try ran there; a Cancel answered the same way counts as done.
    */
   endpointMisconfigured?: boolean;
+  /** The answers to the branch's last calls (at most 10, oldest first), for humans (`kubectl dtx show`). */
+  history?: CallRecord[];
+}
+
+/** One answered call of a branch, as recorded in status.branches[].history. */
+export interface CallRecord {
+  /** The attempt number sent (BranchRequest.attempt). */
+  attempt: number;
+  /** Try, Confirm, Cancel, Execute, Compensate, Deliver. */
+  method: string;
+  /** RFC 3339 with milliseconds: when the call finished. */
+  time: string;
+  /** How the call ended: ok, refused, retryable or timeout. */
+  outcome: string;
+  /** Why a failure cannot succeed as the endpoint stands (EndpointMisconfigured, InvalidArgument), when known. */
+  code?: string;
+  /** The participant's message or the error text, at most 256 characters. */
+  message?: string;
 }
 
 export interface Condition {
