@@ -33,6 +33,8 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
+# The dashboard's static bundle (the chart's optional read-only dashboard Deployment serves it).
+COPY --from=build /src/dist/dashboard ./dist/dashboard
 COPY package.json ./
 # 65532: the conventional "nonroot" UID/GID; the Helm chart sets the same in
 # runAsUser/runAsGroup and runAsNonRoot needs it to be numeric.

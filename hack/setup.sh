@@ -17,6 +17,7 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # The Python SDK (sdk/python) is tested in a venv of its own.
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -13,8 +13,8 @@ bash hack/check-proto.sh || exit 1
 step "GitHub Actions workflows: actionlint (.github/workflows)"; bash hack/actionlint.sh || exit 1
 step "typecheck (tsc --noEmit, strict)"
 npx --no-install tsc -p tsconfig.json --noEmit || exit 1
-step "build (tsc → dist/)"
-npx --no-install tsc -p tsconfig.build.json || exit 1
+step "build (tsc → dist/, the dashboard bundle → dist/dashboard)"
+npm run --silent build || exit 1
 # The other languages' SDKs and examples, each ending with "<lang>: N passed, N failed, N skipped".
 sdk_failed=0
 sdk_counts=()

@@ -147,3 +147,17 @@ tests fail if the two disagree.
 {{- fail (printf "clusterDomain: %q looks like a Service suffix; give the cluster domain itself (e.g. cluster.local), the chart adds \"svc.\"" .Values.clusterDomain) -}}
 {{- end -}}
 {{- end -}}
+
+{{- define "kubetx.dashboardSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "kubetx.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: dashboard
+{{- end -}}
+
+{{- define "kubetx.dashboardLabels" -}}
+helm.sh/chart: {{ include "kubetx.chart" . }}
+{{ include "kubetx.dashboardSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kubetx
+{{- end -}}
