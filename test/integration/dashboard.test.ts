@@ -174,6 +174,7 @@ describe('dashboard in Chromium', () => {
     const p = await browser!.newPage({ viewport: { width: 1280, height: 800 } });
     try {
       await p.goto(viewer.url);
+      await p.waitForSelector('[data-testid="counts"]'); // the app is up (and has the cookie) before the route changes
       await p.goto(`${base(viewer)}#/tx/${ns}/live-one`);
       await p.waitForSelector('[data-testid="retry"]').catch(async (err: unknown) => {
         throw new Error(`${String(err)}\npage: ${await p.content()}`);

@@ -44,7 +44,7 @@ afterAll(() => {
 });
 
 describe('production install (npm pack → npm install --omit=dev)', () => {
-  it('the package holds what the Dockerfile copies: dist/src and package.json; the bins, LICENSE', () => {
+  it('the package holds what the Dockerfile copies: dist/src, dist/dashboard and package.json; the bins, LICENSE', () => {
     expect(packed).toContain('package.json');
     expect(packed).toContain('LICENSE');
     expect(packed).toContain('dist/src/main.js');
@@ -52,8 +52,10 @@ describe('production install (npm pack → npm install --omit=dev)', () => {
     expect(packed).toEqual(expect.arrayContaining(['bin/kubetx', 'bin/kubectl-dtx', 'bin/kubetx-conformance', 'bin/launch.js']));
     // The participant SDK is its own package now (@kubetx/participant, sdk/typescript; test/unit/sdk-package.test.ts).
     expect(packed.filter((p) => p.startsWith('dist/src/sdk/'))).toEqual([]);
+    // The dashboard's static bundle (kubectl dtx dashboard serves it).
+    expect(packed).toEqual(expect.arrayContaining(['dist/dashboard/index.html', 'dist/dashboard/app.js', 'dist/dashboard/app.css']));
     // Nothing compiled from tests or examples (tsconfig.build.json includes src/ only).
-    expect(packed.filter((p) => p.startsWith('dist/') && !p.startsWith('dist/src/'))).toEqual([]);
+    expect(packed.filter((p) => p.startsWith('dist/') && !p.startsWith('dist/src/') && !p.startsWith('dist/dashboard/'))).toEqual([]);
   });
 
   it('ships no test files (checked once package.json has a "files" allow-list)', () => {

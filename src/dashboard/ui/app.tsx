@@ -70,6 +70,8 @@ function useHash(): string {
   useEffect(() => {
     const on = () => setHash(location.hash);
     addEventListener('hashchange', on);
+    // A hash change between the first render and this effect fired no listener yet: read it now.
+    on();
     return () => removeEventListener('hashchange', on);
   }, []);
   return hash;
