@@ -19,22 +19,12 @@ import {
   CheckPreparedRequest,
   CheckPreparedResponse,
   CheckPreparedResponse_State,
-  MessageReceiverService,
   MessageSourceService,
-  SagaParticipantService,
-  TccParticipantService,
 } from '../gen/kubetx/v1/participant.js';
+import { BRANCH_METHOD_PATHS } from '../participants/method-path.js';
 
 export type BranchMethod = 'Try' | 'Confirm' | 'Cancel' | 'Execute' | 'Compensate' | 'Deliver';
 
-const BRANCH_PATHS: Record<BranchMethod, string> = {
-  Try: TccParticipantService.try.path,
-  Confirm: TccParticipantService.confirm.path,
-  Cancel: TccParticipantService.cancel.path,
-  Execute: SagaParticipantService.execute.path,
-  Compensate: SagaParticipantService.compensate.path,
-  Deliver: MessageReceiverService.deliver.path,
-};
 
 export interface TlsFiles {
   ca?: string;
@@ -97,7 +87,7 @@ export class Channel {
 
   branch(method: BranchMethod, request: BranchRequest, deadlineMs: number): Promise<CallResult<BranchResponse>> {
     return this.unary(
-      BRANCH_PATHS[method],
+      BRANCH_METHOD_PATHS[method],
       (v: BranchRequest) => Buffer.from(BranchRequest.encode(v).finish()),
       (b: Buffer) => BranchResponse.decode(b),
       request,

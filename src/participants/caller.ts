@@ -13,31 +13,17 @@ import {
   CheckPreparedRequest,
   CheckPreparedResponse,
   CheckPreparedResponse_State,
-  MessageReceiverService,
   MessageSourceService,
-  SagaParticipantService,
-  TccParticipantService,
 } from '../gen/kubetx/v1/participant.js';
 import { classifyError } from './classify.js';
+import { BRANCH_METHOD_PATHS } from './method-path.js';
 import { dial, type DialDeps } from './dial.js';
 import { payloadBytes, type PayloadSecrets } from './payload-secret.js';
 import type { EndpointLimiter } from './endpoint-limiter.js';
 
-const methodPaths: Record<Exclude<Method, 'CheckPrepared'>, string> = {
-  Try: TccParticipantService.try.path,
-  Confirm: TccParticipantService.confirm.path,
-  Cancel: TccParticipantService.cancel.path,
-  Execute: SagaParticipantService.execute.path,
-  Compensate: SagaParticipantService.compensate.path,
-  Deliver: MessageReceiverService.deliver.path,
-};
-
 const maxDataBytes = 4096;
 
-/** The call's gRPC path, e.g. "/kubetx.v1.TccParticipant/Try". */
-export function methodPath(method: Method): string {
-  return method === 'CheckPrepared' ? MessageSourceService.checkPrepared.path : methodPaths[method];
-}
+export { methodPath } from './method-path.js';
 
 export interface CallerDeps extends DialDeps {
   now: () => number;
@@ -153,7 +139,7 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
       deps,
       client,
       slot,
-      methodPaths[call.method as Exclude<Method, 'CheckPrepared'>],
+      BRANCH_METHOD_PATHS[call.method as Exclude<Method, 'CheckPrepared'>],
       (v: BranchRequest) => Buffer.from(BranchRequest.encode(v).finish()),
       (b: Buffer) => BranchResponse.decode(b),
       request,
@@ -162,7 +148,7 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
       headers,
     );
     if (response.local) return done(response.local.kind, response.local.message);
-    if (response.err) return failed(done, classifyError(call.method, serviceOf(methodPaths[call.method as Exclude<Method, 'CheckPrepared'>]), response.err), response.err.code);
+    if (response.err) return failed(done, classifyError(call.method, serviceOf(BRANCH_METHOD_PATHS[call.method as Exclude<Method, 'CheckPrepared'>]), response.err), response.err.code);
     const res = response.res ?? { message: '', data: Buffer.alloc(0) };
     if (res.data.length > maxDataBytes) {
       return done('retryable', `response data is ${res.data.length} bytes, more than the ${maxDataBytes} allowed`);

@@ -28,7 +28,8 @@ import type { Logger } from 'pino';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { DistributedTransaction, TransactionStatus } from '../api/types.js';
 import type { Call } from '../engine/types.js';
-import { methodPath, type CallObservation } from '../participants/caller.js';
+import type { CallObservation } from '../participants/caller.js';
+import { methodPath } from '../participants/method-path.js';
 import { terminalPhases } from '../controller/phases.js';
 import type { CallSpan, TracingSettings, TransactionTracing } from './tracing.js';
 import {
