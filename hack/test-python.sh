@@ -20,7 +20,8 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 rc=0
 # -p no:cacheprovider: no .pytest_cache in the work tree.
-"$py" -m pytest -c sdk/python/pyproject.toml --rootdir . -p no:cacheprovider -q -rfE sdk/python/tests examples/bank-python/tests "$@" 2>&1 | tee "$out" || rc=$?
+# A backstop: a test that deadlocks its own threads must fail the suite, not hang CI.
+timeout -k 10 900 "$py" -m pytest -c sdk/python/pyproject.toml --rootdir . -p no:cacheprovider -q -rfE sdk/python/tests examples/bank-python/tests "$@" 2>&1 | tee "$out" || rc=$?
 summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|error)' "$out" | tail -1 || true)
 count() { echo "$summary" | grep -oE "[0-9]+ $1" | grep -oE '[0-9]+' || echo 0; }
 passed=$(count passed); failed=$(count failed); skipped=$(count skipped); errors=$(count error)

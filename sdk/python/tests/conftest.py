@@ -60,11 +60,16 @@ class Database:
 
 
 def sqlite_connect(path: Path) -> Callable[[], sqlite3.Connection]:
+    # WAL is a property of the file: set it once, here. Switching the journal mode needs the
+    # database to itself, so doing it in every connect made connections opened at once fail
+    # with "database is locked" (and a thread that failed before a threading.Barrier hung the rest).
+    first = sqlite3.connect(path, timeout=10)
+    first.execute("PRAGMA journal_mode=WAL")
+    first.close()
+
     def connect() -> sqlite3.Connection:
         # isolation_level=None: no implicit BEGIN; the barrier says BEGIN IMMEDIATE itself.
-        conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        return conn
+        return sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
 
     return connect
 

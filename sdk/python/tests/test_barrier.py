@@ -232,12 +232,12 @@ def test_try_cancel_race_leaves_nothing_held(db: Database, barrier: Barrier) -> 
         conn.execute(db.q("UPDATE account SET held = held - 10 WHERE id = 1"))
         return Response()
 
-    start = threading.Barrier(2)
+    start = threading.Barrier(2, timeout=30)
     outcomes: list[tuple[str, str]] = []
 
     def one_round(i: int) -> None:
         r = req()
-        local = threading.Barrier(2)
+        local = threading.Barrier(2, timeout=30)
 
         def do_try() -> str:
             local.wait()
@@ -274,7 +274,7 @@ def test_concurrent_identical_confirms_apply_once(db: Database, barrier: Barrier
     r = req()
     h = Counting(db)
     run(db, barrier, Method.TRY, r, h)
-    go = threading.Barrier(8)
+    go = threading.Barrier(8, timeout=30)
 
     def confirm(i: int) -> Any:
         go.wait()
@@ -288,7 +288,7 @@ def test_concurrent_identical_confirms_apply_once(db: Database, barrier: Barrier
 
 
 def test_concurrent_ensure_table(db: Database) -> None:
-    go = threading.Barrier(6)
+    go = threading.Barrier(6, timeout=30)
     name = f"kubetx_barrier_{uuid.uuid4().hex[:8]}"
 
     def ensure(_: int) -> None:

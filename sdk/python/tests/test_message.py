@@ -120,7 +120,7 @@ def test_claim_race_never_contradicts_the_database(db: Database, outbox: Outbox)
 
     def one_round(i: int) -> None:
         uid = str(uuid.uuid4())
-        go = threading.Barrier(2)
+        go = threading.Barrier(2, timeout=30)
         committed = [False]
 
         def do_local() -> None:
