@@ -30,6 +30,8 @@ import { PAYLOAD_SECRET_LABEL, payloadSecrets } from './participants/payload-sec
 import { ServiceResolver } from './participants/service-resolver.js';
 import type { AddressRules } from './participants/address-policy.js';
 import { startTracing, tracingSettings } from './tracing/tracing.js';
+import { ShardLeases } from './controller/sharding/shard-leases.js';
+import { serverFiltersShards } from './controller/sharding/filter-probe.js';
 
 async function main(): Promise<void> {
   let flags: OperatorFlags;
@@ -116,7 +118,11 @@ async function main(): Promise<void> {
     admission,
     step: makeStep({ message: { onCheckTimeout: flags.messageCheckTimeoutAction }, stall: { afterAttempts: flags.stallAfterAttempts, afterMs: flags.stallAfterMs } }),
   });
-  manager = new Manager({ kubeConfig: kc, reconciler, calls, store: apiStore, metrics, logger, workers: flags.workers, namespaces: flags.namespaces, resyncMs: flags.resyncMs, queueQps: flags.queueQps, queueBurst: flags.queueBurst });
+  const shardLeases = flags.shards > 0 ? await joinShards(flags, kc, logger, metrics, () => manager) : undefined;
+  manager = new Manager({
+    kubeConfig: kc, reconciler, calls, store: apiStore, metrics, logger, workers: flags.workers, namespaces: flags.namespaces, resyncMs: flags.resyncMs, queueQps: flags.queueQps, queueBurst: flags.queueBurst,
+    sharding: shardLeases ? { shards: flags.shards, filter: shardLeases.filter, owns: (s) => shardLeases.leases.owns(s) } : undefined,
+  });
 
   // Ready = able to do its job: a standby waiting for the lease is ready (as in
   // controller-runtime), else rolling updates and PodDisruptionBudgets stall on it.
@@ -164,6 +170,7 @@ async function main(): Promise<void> {
     // The spans of what finished while stopping, and any still batched.
     await tracing.shutdown().catch(() => undefined);
     await elector?.release();
+    await shardLeases?.leases.stop().catch(() => undefined);
     pool.close();
     process.exit(0);
   };
@@ -177,8 +184,38 @@ async function main(): Promise<void> {
   } else metrics.leader.set(1);
   if (stopping) return;
   await Promise.all([tlsSecretCache?.start(), payloadSecretCache?.start(), services.start()]);
+  // The first round takes this replica's shards, so the manager starts with their watches.
+  await shardLeases?.leases.start();
   await manager.start();
   ready = true;
+}
+
+/** --shards: which filter the API server allows, and the Leases that say which shards are this replica's. */
+async function joinShards(flags: OperatorFlags, kc: k8s.KubeConfig, logger: ReturnType<typeof makeLogger>, metrics: OperatorMetrics, manager: () => Manager | undefined) {
+  let filter: 'server' | 'client' = flags.shardFilter === 'client' ? 'client' : 'server';
+  if (flags.shardFilter === 'auto') {
+    filter = (await serverFiltersShards(kc, flags.leaderElectionNamespace).catch((err) => (logger.warn({ err: (err as Error).message }, 'shard filter probe failed'), false))) ? 'server' : 'client';
+  }
+  logger.info({ mode: filter, shards: flags.shards, requested: flags.shardFilter }, filter === 'server' ? 'shard filter: the API server sends only owned shards (shardSelector)' : 'shard filter: watching every transaction, filtering here (the API server does not honour shardSelector)');
+  metrics.shardFilter.set({ mode: filter }, 1);
+  metrics.shardFilter.set({ mode: filter === 'server' ? 'client' : 'server' }, 0);
+  const leases = new ShardLeases({
+    kubeConfig: kc,
+    namespace: flags.leaderElectionNamespace,
+    prefix: flags.shardLeasePrefix,
+    shards: flags.shards,
+    identity: flags.identity,
+    leaseMs: flags.leaseMs,
+    renewDeadlineMs: flags.renewDeadlineMs,
+    retryMs: flags.retryPeriodMs,
+    logger,
+    metrics,
+    onAcquired: (shard) => void manager()?.addShard(shard).catch((err) => logger.error({ shard, err: (err as Error).message }, 'could not start the shard watch')),
+    onReleased: async (shard) => {
+      await manager()?.removeShard(shard);
+    },
+  });
+  return { filter, leases };
 }
 
 main().catch((err) => {

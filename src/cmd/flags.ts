@@ -36,6 +36,12 @@ export interface OperatorFlags {
   leaderElect: boolean;
   leaderElectionNamespace: string;
   leaderElectionId: string;
+  /** --shards: 0 = no sharding; else shards over the uid hash space, each owned through its own Lease (docs/scaling.md). */
+  shards: number;
+  /** --shard-filter: auto (probe the API server), server (shardSelector) or client (watch all, filter here). */
+  shardFilter: 'auto' | 'server' | 'client';
+  /** --shard-lease-prefix: Leases <prefix>-<i> and <prefix>-replica-<identity> in --leader-election-namespace. */
+  shardLeasePrefix: string;
   leaseMs: number;
   renewDeadlineMs: number;
   retryPeriodMs: number;
@@ -84,6 +90,12 @@ export const usage = `kubetx operator
   --leader-elect                    run leader election (default false; the Helm chart turns it on)
   --leader-election-namespace NS    namespace of the Lease (default: $POD_NAMESPACE or default)
   --leader-election-id NAME         Lease name (default kubetx-operator)
+  --shards N                        share the work between replicas: N shards of the uid hash space, each owned
+                                    through its own Lease (1..256; default 0 = off; replaces --leader-elect)
+  --shard-filter MODE               auto (default: server when the API server honours shardSelector, else client),
+                                    server (watch only owned shards, KEP-5866) or client (watch everything, filter here)
+  --shard-lease-prefix NAME         shard Leases are NAME-<i>, membership Leases NAME-replica-<identity>, in the
+                                    --leader-election-namespace (default kubetx-shard)
   --lease-duration DUR              (default 15s)
   --renew-deadline DUR              (default 10s)
   --retry-period DUR                (default 2s)
@@ -130,6 +142,9 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'leader-elect': { type: 'boolean', default: false },
       'leader-election-namespace': { type: 'string' },
       'leader-election-id': { type: 'string', default: 'kubetx-operator' },
+      shards: { type: 'string', default: '0' },
+      'shard-filter': { type: 'string', default: 'auto' },
+      'shard-lease-prefix': { type: 'string', default: 'kubetx-shard' },
       'lease-duration': { type: 'string', default: '15s' },
       'renew-deadline': { type: 'string', default: '10s' },
       'retry-period': { type: 'string', default: '2s' },
@@ -176,6 +191,15 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const stallAttempts = /^\d+$/.test(values['stall-after-attempts']) ? Number(values['stall-after-attempts']) : NaN;
   if (!Number.isSafeInteger(stallAttempts) || stallAttempts < 1) throw new Error(`--stall-after-attempts: want an integer >= 1, got "${values['stall-after-attempts']}"`);
   if (!(EVENT_LEVELS as readonly string[]).includes(values.events)) throw new Error(`--events: want ${EVENT_LEVELS.join(', ')}, got "${values.events}"`);
+  const shards = /^\d+$/.test(values.shards) ? Number(values.shards) : NaN;
+  if (!Number.isInteger(shards) || shards > 256) throw new Error(`--shards: want an integer 0..256 (0 = no sharding), got "${values.shards}"`);
+  if (shards > 0 && values['leader-elect']) throw new Error('--shards and --leader-elect exclude each other: with --shards every replica works, on the shards it holds the Lease of');
+  const shardFilter = values['shard-filter'];
+  if (shardFilter !== 'auto' && shardFilter !== 'server' && shardFilter !== 'client') throw new Error(`--shard-filter: want auto, server or client, got "${shardFilter}"`);
+  // A label value (kubetx.io/shard-set) and the start of Lease names.
+  if (!/^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/.test(values['shard-lease-prefix'])) {
+    throw new Error(`--shard-lease-prefix: want a DNS label of at most 40 characters, got "${values['shard-lease-prefix']}"`);
+  }
   const serviceOverrides = new Map<string, string>();
   for (const o of values['service-override']) {
     const m = /^([a-z0-9-]+\.[a-z0-9-]+)=(.+:\d+)$/.exec(o);
@@ -223,6 +247,9 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     leaderElect: values['leader-elect'],
     leaderElectionNamespace: values['leader-election-namespace'] ?? env.POD_NAMESPACE ?? 'default',
     leaderElectionId: values['leader-election-id'],
+    shards,
+    shardFilter,
+    shardLeasePrefix: values['shard-lease-prefix'],
     leaseMs: duration('lease-duration', values['lease-duration']),
     renewDeadlineMs: duration('renew-deadline', values['renew-deadline']),
     retryPeriodMs: duration('retry-period', values['retry-period']),

@@ -22,6 +22,8 @@ import { controllerRateLimiter, QUEUE_DEFAULTS } from './rate-limiter.js';
 import type { Reconciler } from './reconciler.js';
 import type { CallTracker } from './call-tracker.js';
 import type { StatusStore } from './status-writer.js';
+import { shardOfUid, shardSelector } from './sharding/hash-range.js';
+import { withShardSelector } from './sharding/shard-query.js';
 
 export interface ManagerOptions {
   kubeConfig: k8s.KubeConfig;
@@ -40,6 +42,16 @@ export interface ManagerOptions {
   queueQps?: number;
   /** --queue-burst: that bucket's size. @default QUEUE_DEFAULTS.burst (100) */
   queueBurst?: number;
+  /** --shards: reconcile only the shards this replica owns (docs/scaling.md); absent = everything. */
+  sharding?: ManagerSharding;
+}
+
+export interface ManagerSharding {
+  shards: number;
+  /** server: one watch per owned shard with a shardSelector; client: one watch of everything, filtered here. */
+  filter: 'server' | 'client';
+  /** Whether this replica may act on the shard now (ShardLeases.owns). */
+  owns: (shard: number) => boolean;
 }
 
 interface Written {
@@ -53,14 +65,28 @@ const keyOf = (ns: string, name: string) => `${ns}/${name}`;
 /** Objects per list request: at most one page of full objects is alive at once while the cache fills. */
 const LIST_PAGE = 20;
 
+/** How long a shard being given up waits for its reconciles under way before its Lease is released anyway. */
+const HANDOVER_WAIT_MS = 10_000;
+
+type Informer = ResilientInformer<k8s.KubernetesObject>;
+
 export class Manager {
   readonly queue: WorkQueue;
-  private readonly informers: ResilientInformer<k8s.KubernetesObject>[] = [];
+  /** Without sharding, or with the client filter: one informer per namespace scope, over everything. */
+  private readonly informers: Informer[] = [];
+  /** With the server filter: each owned shard's informers (one per namespace scope). */
+  private readonly shardInformers = new Map<number, Informer[]>();
+  /** key → the shard of its object's uid (sharding only), for handing a shard's keys over. */
+  private readonly keyShard = new Map<string, number>();
+  private readonly reconcileDone = new Set<() => void>();
+  private readonly api: k8s.CustomObjectsApi;
   private readonly written = new Map<string, Written>();
   private workers: Promise<void>[] = [];
   private running = false;
   /** key → when its reconcile under way began (for the liveness check). */
   private readonly reconciling = new Map<string, number>();
+  /** key → the shard of the reconcile under way (sharding only). */
+  private readonly reconcilingShards = new Map<string, number>();
 
   constructor(private readonly opts: ManagerOptions) {
     this.queue = new WorkQueue({ metrics: opts.metrics.queueMetrics(), rateLimiter: controllerRateLimiter({ qps: opts.queueQps ?? QUEUE_DEFAULTS.qps, burst: opts.queueBurst ?? QUEUE_DEFAULTS.burst }) });
@@ -70,37 +96,136 @@ export class Manager {
     };
     opts.metrics.crMaxConcurrentReconciles.set({ controller: CONTROLLER_NAME }, opts.workers);
     opts.calls.onSettled = (key) => this.queue.add(key);
-    const api = opts.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    this.api = opts.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    opts.metrics.watchEvents.inc({ owned: 'true' }, 0);
+    opts.metrics.watchEvents.inc({ owned: 'false' }, 0);
+    if (opts.sharding?.filter !== 'server') this.informers.push(...this.makeInformers(undefined));
+  }
+
+  /**
+   * One informer per namespace scope. With `shard`, the list and the watch
+   * carry that shard's shardSelector, so the API server sends only its objects;
+   * what it sends outside the shard anyway is counted (owned="false") and ignored.
+   */
+  private makeInformers(shard: number | undefined): Informer[] {
+    const { opts, api } = this;
+    const sharding = opts.sharding;
+    const selector = shard !== undefined && sharding ? shardSelector([shard], sharding.shards) : undefined;
+    const withSelector = selector ? withShardSelector(selector) : undefined;
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
-    for (const ns of scopes) {
-      const path = ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
+    return scopes.map((ns) => {
+      const base = ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
+      const path = selector ? `${base}?shardSelector=${encodeURIComponent(selector)}` : base;
       const page = (cont: string | undefined) =>
         (ns
-          ? api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, limit: LIST_PAGE, _continue: cont })
-          : api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, limit: LIST_PAGE, _continue: cont })) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>;
+          ? api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, limit: LIST_PAGE, _continue: cont }, withSelector)
+          : api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, limit: LIST_PAGE, _continue: cont }, withSelector)) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>;
       const list = () => listInPages(page, slimForCache);
-      const enqueue = (o: k8s.KubernetesObject) => this.queue.add(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
-      this.informers.push(
-        new ResilientInformer<k8s.KubernetesObject>({
-          kubeConfig: opts.kubeConfig,
-          path,
-          list,
-          onUpsert: enqueue,
-          transform: slimForCache,
-          onResync: enqueue,
-          onDelete: (o) => this.gone(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? '')),
-          logger: opts.logger,
-          resyncMs: opts.resyncMs,
-        }),
-      );
+      const mine = (o: k8s.KubernetesObject) => this.note(o, shard);
+      const enqueue = (o: k8s.KubernetesObject) => {
+        if (mine(o)) this.queue.add(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
+      };
+      return new ResilientInformer<k8s.KubernetesObject>({
+        kubeConfig: opts.kubeConfig,
+        path,
+        list,
+        onUpsert: enqueue,
+        transform: slimForCache,
+        onResync: (o) => {
+          if (this.owned(o)) this.queue.add(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
+        },
+        onDelete: (o) => {
+          if (mine(o)) this.gone(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
+        },
+        logger: opts.logger,
+        resyncMs: opts.resyncMs,
+      });
+    });
+  }
+
+  /** Counts a watched object and says whether this replica acts on it; `expected` is the shard its watch asked for. */
+  private note(o: k8s.KubernetesObject, expected: number | undefined): boolean {
+    const sharding = this.opts.sharding;
+    if (!sharding) {
+      this.opts.metrics.watchEvents.inc({ owned: 'true' });
+      return true;
     }
+    const shard = shardOfUid(o.metadata?.uid ?? '', sharding.shards);
+    this.keyShard.set(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''), shard);
+    const ours = (expected === undefined || expected === shard) && sharding.owns(shard);
+    this.opts.metrics.watchEvents.inc({ owned: String(ours) });
+    return ours;
+  }
+
+  private owned(o: { metadata?: { uid?: string } }): boolean {
+    const sharding = this.opts.sharding;
+    return !sharding || sharding.owns(shardOfUid(o.metadata?.uid ?? '', sharding.shards));
+  }
+
+  private *allInformers(): Iterable<Informer> {
+    yield* this.informers;
+    for (const list of this.shardInformers.values()) yield* list;
+  }
+
+  /**
+   * A shard became ours. Server filter: start its watch (the list queues
+   * every object in it). Client filter: queue what the cache already holds.
+   */
+  async addShard(shard: number): Promise<void> {
+    if (!this.opts.sharding) return;
+    if (this.opts.sharding.filter === 'client') {
+      // Before start() the first list queues everything anyway.
+      if (this.running) for (const inf of this.informers) for (const o of inf.list()) if (this.keyShardOf(o) === shard) this.queue.add(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
+      return;
+    }
+    if (this.shardInformers.has(shard)) return;
+    const informers = this.makeInformers(shard);
+    this.shardInformers.set(shard, informers);
+    // Before start(), start() starts it with the rest.
+    if (this.running) await Promise.all(informers.map((i) => i.start()));
+  }
+
+  /**
+   * A shard is being given up or was lost: drop its keys' timers and backoff,
+   * cancel their participant calls (the new owner repeats them: every call is
+   * idempotent), stop its watch, and wait (bounded) for its reconciles under
+   * way, whose writes are fenced by resourceVersion anyway.
+   */
+  async removeShard(shard: number): Promise<void> {
+    if (!this.opts.sharding) return;
+    for (const [key, s] of this.keyShard) {
+      if (s !== shard) continue;
+      this.keyShard.delete(key);
+      this.queue.drop(key);
+      this.opts.reconciler.forget(key);
+      this.written.delete(key);
+    }
+    const informers = this.shardInformers.get(shard);
+    this.shardInformers.delete(shard);
+    await Promise.all((informers ?? []).map((i) => i.stop()));
+    const busy = () => [...this.reconcilingShards.values()].includes(shard);
+    const deadline = Date.now() + HANDOVER_WAIT_MS;
+    while (busy() && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, deadline - Date.now());
+        function done() {
+          clearTimeout(t);
+          resolve();
+        }
+        this.reconcileDone.add(done);
+      });
+    }
+  }
+
+  private keyShardOf(o: k8s.KubernetesObject): number {
+    return shardOfUid(o.metadata?.uid ?? '', this.opts.sharding!.shards);
   }
 
   /** Starts watching and reconciling; resolves once the caches are synced. */
   async start(): Promise<void> {
     this.running = true;
-    await Promise.all(this.informers.map((i) => i.start()));
-    await Promise.all(this.informers.map((i) => i.waitForSync()));
+    await Promise.all([...this.allInformers()].map((i) => i.start()));
+    await Promise.all([...this.allInformers()].map((i) => i.waitForSync()));
     this.workers = Array.from({ length: this.opts.workers }, () => this.work());
     this.opts.logger.info({ workers: this.opts.workers, namespaces: this.opts.namespaces.length ? this.opts.namespaces : 'all' }, 'controller started');
   }
@@ -114,7 +239,7 @@ export class Manager {
     this.running = false;
     this.queue.shutDown();
     this.opts.calls.cancelAll();
-    await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all([...this.allInformers()].map((i) => i.stop()));
     await Promise.all(this.workers);
   }
 
@@ -134,6 +259,7 @@ export class Manager {
   /** The object is gone: cancel its calls, drop its timers and our copy of it. */
   private gone(key: string): void {
     this.written.delete(key);
+    this.keyShard.delete(key);
     this.opts.reconciler.forget(key);
     this.queue.drop(key);
   }
@@ -171,6 +297,13 @@ export class Manager {
         this.gone(key);
         return;
       }
+      const sharding = this.opts.sharding;
+      if (sharding) {
+        const shard = shardOfUid(tx.metadata.uid ?? '', sharding.shards);
+        // Queued before its shard moved, or the Lease went unrenewed: another replica's now.
+        if (!sharding.owns(shard)) return;
+        this.reconcilingShards.set(key, shard);
+      }
       const r = await this.opts.reconciler.reconcile(tx);
       if (r.kind === 'conflict') {
         result = 'requeue';
@@ -199,14 +332,17 @@ export class Manager {
       metrics.crReconcileTime.observe({ controller }, seconds);
       metrics.crReconcileTotal.inc({ controller, result });
       this.reconciling.delete(key);
+      if (this.reconcilingShards.delete(key)) for (const done of this.reconcileDone) done();
+      this.reconcileDone.clear();
     }
   }
 
   /** Counts cached transactions that are not finished, by mode and phase (for kubetx_transactions_in_flight). */
   inFlightCounts(): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const inf of this.informers) {
+    for (const inf of this.allInformers()) {
       for (const o of inf.list() as readonly DistributedTransaction[]) {
+        if (!this.owned(o)) continue;
         const phase = o.status?.phase ?? 'Pending';
         if (finalPhases.has(phase)) continue;
         const key = `${o.spec?.mode ?? 'unknown'}/${phase}`;
@@ -219,8 +355,9 @@ export class Manager {
   /** Counts cached transactions with condition Stalled=True, keyed "mode/reason" (for kubetx_transactions_stalled). */
   stalledCounts(): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const inf of this.informers) {
+    for (const inf of this.allInformers()) {
       for (const o of inf.list() as readonly DistributedTransaction[]) {
+        if (!this.owned(o)) continue;
         const c = o.status?.conditions?.find((x) => x?.type === STALLED);
         if (c?.status !== 'True') continue;
         const key = `${o.spec?.mode ?? 'unknown'}/${c.reason || 'unknown'}`;
@@ -230,9 +367,9 @@ export class Manager {
     return counts;
   }
 
-  /** Every transaction in the informer caches (for --max-forward-transactions' count). */
+  /** Every transaction in the informer caches that this replica owns (for --max-forward-transactions' count). */
   *cachedTransactions(): Iterable<DistributedTransaction> {
-    for (const inf of this.informers) yield* inf.list() as readonly DistributedTransaction[];
+    for (const inf of this.allInformers()) for (const o of inf.list() as readonly DistributedTransaction[]) if (this.owned(o)) yield o;
   }
 
   /** Records an object this operator just wrote (called by the status store wrapper). */
@@ -246,7 +383,8 @@ export class Manager {
   private async freshest(namespace: string, name: string): Promise<DistributedTransaction | undefined> {
     const key = keyOf(namespace, name);
     // Custom objects come back as plain JSON: the cache holds DistributedTransactions.
-    const cached = this.informers.map((i) => i.get(name, namespace)).find(Boolean) as DistributedTransaction | undefined;
+    let cached: DistributedTransaction | undefined;
+    for (const i of this.allInformers()) if ((cached = i.get(name, namespace) as DistributedTransaction | undefined)) break;
     const mine = this.written.get(key);
     if (!mine) return cached;
     if (!mine.tx) {

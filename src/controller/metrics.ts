@@ -110,6 +110,14 @@ export class OperatorMetrics {
   readonly events = new Counter({ name: 'kubetx_events_total', help: 'Events by what became of them: created, patched (a series count written), coalesced (counted in memory), dropped (per-object rate limit), failed (the API server refused it; logged), skipped (not asked for by --events).', labelNames: ['result'], registers: [this.registry] });
   readonly leader = new Gauge({ name: 'kubetx_leader_election_master_status', help: '1 while this replica is the leader.', registers: [this.registry] });
 
+  // Sharding (--shards; docs/scaling.md). Shard label values are 0…shards-1, at most 256.
+  readonly shardsOwned = new Gauge({ name: 'kubetx_shards_owned', help: 'Shards this replica holds the Lease of.', registers: [this.registry] });
+  readonly shardOwned = new Gauge({ name: 'kubetx_shard_owned', help: '1 for each shard this replica holds.', labelNames: ['shard'], registers: [this.registry] });
+  readonly shardReplicas = new Gauge({ name: 'kubetx_shard_replicas', help: 'Live replicas this replica sees in the membership Leases (itself included).', registers: [this.registry] });
+  readonly shardFilter = new Gauge({ name: 'kubetx_shard_filter', help: '1 for the filter in use: server (the API server sends only owned shards) or client (everything is watched and filtered here).', labelNames: ['mode'], registers: [this.registry] });
+  readonly shardTransitions = new Counter({ name: 'kubetx_shard_transitions_total', help: 'Shards acquired, released (handed back on purpose) or lost (not renewed in time, or taken by another replica).', labelNames: ['change'], registers: [this.registry] });
+  readonly watchEvents = new Counter({ name: 'kubetx_watch_events_total', help: 'Objects the transaction watch delivered (adds, updates, deletes, listed items), by whether they belong to a shard this replica owns (always true without sharding).', labelNames: ['owned'], registers: [this.registry] });
+
   // controller-runtime: pkg/internal/controller/metrics/metrics.go.
   readonly crReconcileTotal = new Counter({ name: 'controller_runtime_reconcile_total', help: 'Total number of reconciliations per controller', labelNames: ['controller', 'result'], registers: [this.registry] });
   readonly crReconcileErrors = new Counter({ name: 'controller_runtime_reconcile_errors_total', help: 'Total number of reconciliation errors per controller', labelNames: ['controller'], registers: [this.registry] });

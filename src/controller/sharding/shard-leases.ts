@@ -1,0 +1,261 @@
+/**
+ * Shard ownership on coordination.k8s.io/v1 Leases: one Lease per shard
+ * (`<prefix>-<i>`) and one membership Lease per replica
+ * (`<prefix>-replica-<identity>`), all labelled kubetx.io/shard-set=<prefix>.
+ *
+ * Every `retryMs` a replica lists those Leases (one request), renews its
+ * membership and the shards it holds, gives back shards above its fair share
+ * and takes free ones up to it (plan.ts). Expiry is judged as leader election
+ * judges it (leader.ts): a record seen unchanged for its lease duration on
+ * this replica's clock, never by comparing timestamps across machines. Every
+ * write carries the resourceVersion it read, so two replicas cannot both take
+ * a shard.
+ *
+ * Fencing: `owns(shard)` turns false as soon as the shard's last successful
+ * renewal is older than `renewDeadlineMs` — before anyone else may take it
+ * (renewDeadline < leaseDuration) — so a replica that was frozen stops
+ * reconciling the shard the moment it wakes, before its first renewal.
+ */
+import { createHash } from 'node:crypto';
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { errorText } from '../status-writer.js';
+import { setLongTimeout, type LongTimer } from '../timers.js';
+import type { OperatorMetrics } from '../metrics.js';
+import { planShards } from './plan.js';
+
+export const SHARD_SET_LABEL = 'kubetx.io/shard-set';
+export const LEASE_KIND_LABEL = 'kubetx.io/lease-kind';
+
+export interface ShardLeaseOptions {
+  kubeConfig: k8s.KubeConfig;
+  namespace: string;
+  prefix: string;
+  shards: number;
+  identity: string;
+  leaseMs: number;
+  renewDeadlineMs: number;
+  retryMs: number;
+  logger: Logger;
+  /** A shard became ours: start working on it. */
+  onAcquired: (shard: number) => void;
+  /** We are about to give a shard back (or have lost it): stop working on it before the Lease is released. */
+  onReleased: (shard: number, how: 'released' | 'lost') => Promise<void>;
+  /** Live replicas seen (itself included), after each round. */
+  metrics?: OperatorMetrics;
+  now?: () => number;
+}
+
+/** Lease names are DNS subdomains; a pod name already is one, anything else is made one. */
+export function memberLeaseName(prefix: string, identity: string): string {
+  const clean = identity.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 180);
+  const exact = clean === identity;
+  return `${prefix}-replica-${clean || 'x'}${exact ? '' : `-${createHash('sha256').update(identity).digest('hex').slice(0, 8)}`}`;
+}
+
+export const shardLeaseName = (prefix: string, shard: number) => `${prefix}-${shard}`;
+
+/** Expired member Leases older than this many lease durations are deleted by whoever sees them. */
+const MEMBER_GC_DURATIONS = 5;
+
+export class ShardLeases {
+  private readonly api: k8s.CoordinationV1Api;
+  /** Lease name → its record as last seen and when it was first seen so (local clock). */
+  private readonly observed = new Map<string, { record: string; at: number }>();
+  /** Shards we hold → when their Lease was last renewed. */
+  private readonly owned = new Map<number, number>();
+  private timer?: LongTimer;
+  private stopped = false;
+  private round?: Promise<void>;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: ShardLeaseOptions) {
+    this.api = opts.kubeConfig.makeApiClient(k8s.CoordinationV1Api);
+    this.now = opts.now ?? Date.now;
+    for (let s = 0; s < opts.shards; s++) opts.metrics?.shardOwned.set({ shard: String(s) }, 0);
+    for (const change of ['acquired', 'released', 'lost']) opts.metrics?.shardTransitions.inc({ change }, 0);
+  }
+
+  private counted(shard: number, change: 'acquired' | 'released' | 'lost'): void {
+    const m = this.opts.metrics;
+    if (!m) return;
+    m.shardTransitions.inc({ change });
+    m.shardOwned.set({ shard: String(shard) }, change === 'acquired' ? 1 : 0);
+    m.shardsOwned.set(this.owned.size);
+  }
+
+  /** Whether this replica may act on `shard` now (held and renewed within the renew deadline). */
+  owns(shard: number): boolean {
+    const renewed = this.owned.get(shard);
+    return renewed !== undefined && this.now() - renewed <= this.opts.renewDeadlineMs;
+  }
+
+  ownedShards(): number[] {
+    return [...this.owned.keys()].sort((a, b) => a - b);
+  }
+
+  /** Runs the first round (so a lone replica starts with its shards), then one every retryMs. */
+  async start(): Promise<void> {
+    this.opts.logger.info({ shards: this.opts.shards, lease: `${this.opts.namespace}/${this.opts.prefix}-*`, identity: this.opts.identity }, 'joining the shard set');
+    await this.runRound();
+    this.schedule();
+  }
+
+  /** Gives every shard back and deletes the membership Lease, so others take over at once (on SIGTERM). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.clear();
+    await this.round;
+    const leases = await this.list().catch(() => [] as k8s.V1Lease[]);
+    await Promise.all(
+      [...this.owned.keys()].map(async (shard) => {
+        await this.opts.onReleased(shard, 'released');
+        const lease = leases.find((l) => l.metadata?.name === shardLeaseName(this.opts.prefix, shard));
+        if (lease) await this.release(lease).catch(() => undefined);
+        this.owned.delete(shard);
+        this.counted(shard, 'released');
+      }),
+    );
+    await this.api.deleteNamespacedLease({ name: memberLeaseName(this.opts.prefix, this.opts.identity), namespace: this.opts.namespace }).catch(() => undefined);
+    this.opts.logger.info('left the shard set');
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setLongTimeout(() => {
+      void this.runRound().finally(() => this.schedule());
+    }, this.opts.retryMs, Date.now, true);
+  }
+
+  private runRound(): Promise<void> {
+    this.round = this.oneRound().catch((err) => this.opts.logger.warn({ err: errorText(err) }, 'shard round failed'));
+    return this.round;
+  }
+
+  private async list(): Promise<k8s.V1Lease[]> {
+    const res = await this.api.listNamespacedLease({ namespace: this.opts.namespace, labelSelector: `${SHARD_SET_LABEL}=${this.opts.prefix}` });
+    return res.items;
+  }
+
+  private async oneRound(): Promise<void> {
+    const { prefix, shards, identity, leaseMs } = this.opts;
+    const leases = await this.list();
+    const now = this.now();
+    const byName = new Map(leases.map((l) => [l.metadata?.name ?? '', l]));
+    const expired = (l: k8s.V1Lease) => {
+      const spec = l.spec ?? {};
+      const record = `${spec.holderIdentity ?? ''}|${String(spec.renewTime)}|${spec.leaseDurationSeconds}`;
+      const name = l.metadata?.name ?? '';
+      let seen = this.observed.get(name);
+      if (seen?.record !== record) this.observed.set(name, (seen = { record, at: now }));
+      return !spec.holderIdentity || now - seen.at > (spec.leaseDurationSeconds ?? Math.ceil(leaseMs / 1000)) * 1000;
+    };
+    for (const name of this.observed.keys()) if (!byName.has(name)) this.observed.delete(name);
+
+    // Membership first: others learn of this replica from it.
+    const memberName = memberLeaseName(prefix, identity);
+    await this.renewOrCreate(byName.get(memberName), memberName, 'replica');
+    const members: string[] = [];
+    for (const l of leases) {
+      if (l.metadata?.labels?.[LEASE_KIND_LABEL] !== 'replica' || l.metadata.name === memberName) continue;
+      if (!expired(l)) members.push(l.spec!.holderIdentity!);
+      else if (now - (this.observed.get(l.metadata.name!)?.at ?? now) > MEMBER_GC_DURATIONS * leaseMs) {
+        await this.api.deleteNamespacedLease({ name: l.metadata.name!, namespace: this.opts.namespace }).catch(() => undefined);
+      }
+    }
+    this.opts.metrics?.shardReplicas.set(new Set([...members, identity]).size);
+
+    const holders = new Map<number, string | undefined>();
+    for (let s = 0; s < shards; s++) {
+      const l = byName.get(shardLeaseName(prefix, s));
+      const holder = l?.spec?.holderIdentity;
+      // Ours stays ours while we hold it, however long since we last renewed: the renew decides.
+      holders.set(s, !l ? undefined : holder === identity ? identity : expired(l) ? undefined : holder);
+      if (this.owned.has(s) && holder !== identity) await this.lose(s, `the Lease names ${holder || 'no holder'}`);
+    }
+    const plan = planShards({ self: identity, members, shards, holders });
+
+    await Promise.all(
+      [...holders].filter(([s, h]) => h === identity && !plan.release.includes(s)).map(async ([s]) => {
+        const ok = await this.renewOrCreate(byName.get(shardLeaseName(prefix, s)), shardLeaseName(prefix, s), 'shard');
+        if (ok) this.markHeld(s, 'renewed');
+      }),
+    );
+    for (const s of plan.release) {
+      await this.opts.onReleased(s, 'released');
+      this.owned.delete(s);
+      this.counted(s, 'released');
+      await this.release(byName.get(shardLeaseName(prefix, s))!).catch((err) => this.opts.logger.warn({ shard: s, err: errorText(err) }, 'could not release the shard Lease'));
+      this.opts.logger.info({ shard: s, target: plan.target }, 'released shard');
+    }
+    await Promise.all(
+      plan.acquire.map(async (s) => {
+        if (await this.renewOrCreate(byName.get(shardLeaseName(prefix, s)), shardLeaseName(prefix, s), 'shard')) this.markHeld(s, 'acquired');
+      }),
+    );
+    // Not renewed in time: stop acting on it (owns() already says no) and say so.
+    for (const [s, renewed] of this.owned) {
+      if (this.now() - renewed > this.opts.renewDeadlineMs) await this.lose(s, `not renewed for ${this.now() - renewed} ms`);
+    }
+  }
+
+  private markHeld(shard: number, how: 'renewed' | 'acquired'): void {
+    const first = !this.owned.has(shard);
+    this.owned.set(shard, this.now());
+    if (first) {
+      this.opts.logger.info({ shard, how }, 'acquired shard');
+      this.counted(shard, 'acquired');
+      this.opts.onAcquired(shard);
+    }
+  }
+
+  private async lose(shard: number, why: string): Promise<void> {
+    if (!this.owned.has(shard)) return;
+    this.owned.delete(shard);
+    this.counted(shard, 'lost');
+    this.opts.logger.warn({ shard, why }, 'lost shard');
+    await this.opts.onReleased(shard, 'lost');
+  }
+
+  /** Takes or renews a Lease for this replica; false when another writer got there first. */
+  private async renewOrCreate(lease: k8s.V1Lease | undefined, name: string, kind: 'shard' | 'replica'): Promise<boolean> {
+    const { namespace, identity, leaseMs, prefix } = this.opts;
+    const now = new k8s.V1MicroTime(this.now());
+    const leaseDurationSeconds = Math.ceil(leaseMs / 1000);
+    try {
+      if (!lease) {
+        await this.api.createNamespacedLease({
+          namespace,
+          body: {
+            metadata: { name, namespace, labels: { [SHARD_SET_LABEL]: prefix, [LEASE_KIND_LABEL]: kind } },
+            spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+          },
+        });
+        return true;
+      }
+      const spec = lease.spec ?? {};
+      const taking = spec.holderIdentity !== identity;
+      lease.spec = {
+        ...spec,
+        holderIdentity: identity,
+        leaseDurationSeconds,
+        renewTime: now,
+        ...(taking ? { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
+      };
+      const updated = await this.api.replaceNamespacedLease({ name, namespace, body: lease });
+      lease.metadata = updated.metadata;
+      return true;
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code === 409 || code === 404) return false;
+      this.opts.logger.warn({ lease: name, err: errorText(err) }, 'lease write failed');
+      return false;
+    }
+  }
+
+  private async release(lease: k8s.V1Lease): Promise<void> {
+    if (lease.spec?.holderIdentity !== this.opts.identity) return;
+    lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new k8s.V1MicroTime(this.now()) };
+    await this.api.replaceNamespacedLease({ name: lease.metadata!.name!, namespace: this.opts.namespace, body: lease });
+  }
+}
