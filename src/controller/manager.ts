@@ -65,8 +65,12 @@ const keyOf = (ns: string, name: string) => `${ns}/${name}`;
 /** Objects per list request: at most one page of full objects is alive at once while the cache fills. */
 const LIST_PAGE = 20;
 
-/** How long a shard being given up waits for its reconciles under way before its Lease is released anyway. */
-const HANDOVER_WAIT_MS = 10_000;
+/**
+ * How long a shard being given up waits for its reconciles under way (API
+ * requests only: participant calls are cancelled) before its Lease is released
+ * anyway; short, so the shard round still ends within the renew deadline.
+ */
+const HANDOVER_WAIT_MS = 1_000;
 
 type Informer = ResilientInformer<k8s.KubernetesObject>;
 

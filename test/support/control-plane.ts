@@ -49,6 +49,9 @@ export interface StartOptions {
 
 const startTimeoutMs = 120_000;
 
+/** kube-apiserver flag turning on server-side sharded LIST/WATCH (KEP-5866). */
+export const SHARDED_WATCH_GATE = '--feature-gates=ShardedListAndWatch=true';
+
 export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
   const binDir = testenvBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'kubetx-cp-'));

@@ -4,7 +4,7 @@
  * with the CRDs from crds/ installed and Established.
  */
 import type { TestProject } from 'vitest/node';
-import { startControlPlane, type ControlPlane } from './control-plane.js';
+import { SHARDED_WATCH_GATE, startControlPlane, type ControlPlane } from './control-plane.js';
 import { installCrds } from './crds.js';
 
 declare module 'vitest' {
@@ -25,7 +25,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     process.stderr.write(`[global-setup] using the existing cluster in ${existing}\n`);
   } else {
     const started = Date.now();
-    cp = await startControlPlane({ verbose: true });
+    // Server-side sharded list/watch (KEP-5866, alpha) for the sharding tests; test/integration/sharding-client-filter.test.ts starts a control plane without it.
+    cp = await startControlPlane({ verbose: true, apiServerArgs: [SHARDED_WATCH_GATE] });
     kubeconfig = cp.kubeconfigPath;
     process.stderr.write(
       `[global-setup] started kube-apiserver ${cp.version} (etcd + kube-apiserver from ${cp.binDir}) at ${cp.server} in ${Date.now() - started} ms\n`,

@@ -181,13 +181,16 @@ export class ShardLeases {
         if (ok) this.markHeld(s, 'renewed');
       }),
     );
-    for (const s of plan.release) {
-      await this.opts.onReleased(s, 'released');
-      this.owned.delete(s);
-      this.counted(s, 'released');
-      await this.release(byName.get(shardLeaseName(prefix, s))!).catch((err) => this.opts.logger.warn({ shard: s, err: errorText(err) }, 'could not release the shard Lease'));
-      this.opts.logger.info({ shard: s, target: plan.target }, 'released shard');
-    }
+    // In parallel: each waits (bounded) for its reconciles under way, and the round must end within the renew deadline.
+    await Promise.all(
+      plan.release.map(async (s) => {
+        await this.opts.onReleased(s, 'released');
+        this.owned.delete(s);
+        this.counted(s, 'released');
+        await this.release(byName.get(shardLeaseName(prefix, s))!).catch((err) => this.opts.logger.warn({ shard: s, err: errorText(err) }, 'could not release the shard Lease'));
+        this.opts.logger.info({ shard: s, target: plan.target }, 'released shard');
+      }),
+    );
     await Promise.all(
       plan.acquire.map(async (s) => {
         if (await this.renewOrCreate(byName.get(shardLeaseName(prefix, s)), shardLeaseName(prefix, s), 'shard')) this.markHeld(s, 'acquired');
