@@ -105,10 +105,15 @@ tests fail if the two disagree.
 
 {{/* Checks the schema cannot express; fails the render with a message naming the values. */}}
 {{- define "kubetx.validate" -}}
+{{- if not .Values.sharding.enabled -}}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail (printf "replicaCount: %d replicas need leaderElection.enabled=true (two operators reconciling at once would repeat participant calls)" (int .Values.replicaCount)) -}}
 {{- end -}}
-{{- if .Values.leaderElection.enabled -}}
+{{- if gt (int .Values.replicaCount) 10 -}}
+{{- fail (printf "replicaCount: %d replicas with one leader are %d idle standbys; at most 10 without sharding.enabled (docs/scaling.md)" (int .Values.replicaCount) (sub (int .Values.replicaCount) 1)) -}}
+{{- end -}}
+{{- end -}}
+{{- if or .Values.leaderElection.enabled .Values.sharding.enabled -}}
 {{- $lease := include "kubetx.durationMs" .Values.leaderElection.leaseDuration | float64 -}}
 {{- $renew := include "kubetx.durationMs" .Values.leaderElection.renewDeadline | float64 -}}
 {{- $retry := include "kubetx.durationMs" .Values.leaderElection.retryPeriod | float64 -}}
@@ -142,6 +147,9 @@ tests fail if the two disagree.
 {{- if gt (include "kubetx.durationMs" $v | float64) (include "kubetx.durationMs" "5m" | float64) -}}
 {{- fail (printf "leaderElection.%s: %s is longer than 5m: a dead leader would stall every tenant that long" $name $v) -}}
 {{- end -}}
+{{- end -}}
+{{- if and .Values.apiPriorityAndFairness.enabled (gt (int .Values.apiPriorityAndFairness.handSize) (int .Values.apiPriorityAndFairness.queues)) -}}
+{{- fail (printf "apiPriorityAndFairness.handSize: %d is more than apiPriorityAndFairness.queues (%d); a hand is dealt from the queues" (int .Values.apiPriorityAndFairness.handSize) (int .Values.apiPriorityAndFairness.queues)) -}}
 {{- end -}}
 {{- if hasPrefix "svc." .Values.clusterDomain -}}
 {{- fail (printf "clusterDomain: %q looks like a Service suffix; give the cluster domain itself (e.g. cluster.local), the chart adds \"svc.\"" .Values.clusterDomain) -}}

@@ -11,6 +11,13 @@
  * write carries the resourceVersion it read, so two replicas cannot both take
  * a shard.
  *
+ * Changing --shards: ranges depend on the count, so while live replicas
+ * disagree on it (a rollout) nobody takes new shards — each keeps renewing
+ * what it holds and gives back extras — and a shard Lease written under
+ * another count counts as held until it expires. Once the old replicas are
+ * gone their Leases expire (or were released on SIGTERM) and the new count
+ * takes over; Leases beyond the new count are deleted once free.
+ *
  * Fencing: `owns(shard)` turns false as soon as the shard's last successful
  * renewal is older than `renewDeadlineMs` — before anyone else may take it
  * (renewDeadline < leaseDuration) — so a replica that was frozen stops
@@ -26,6 +33,8 @@ import { planShards } from './plan.js';
 
 export const SHARD_SET_LABEL = 'kubetx.io/shard-set';
 export const LEASE_KIND_LABEL = 'kubetx.io/lease-kind';
+/** On every Lease of the set: the --shards its writer uses (a shard's range depends on it). */
+export const SHARDS_ANNOTATION = 'kubetx.io/shards';
 
 export interface ShardLeaseOptions {
   kubeConfig: k8s.KubeConfig;
@@ -67,6 +76,7 @@ export class ShardLeases {
   private timer?: LongTimer;
   private stopped = false;
   private round?: Promise<void>;
+  private mixedWarned = false;
   private readonly now: () => number;
 
   constructor(private readonly opts: ShardLeaseOptions) {
@@ -156,14 +166,24 @@ export class ShardLeases {
     const memberName = memberLeaseName(prefix, identity);
     await this.renewOrCreate(byName.get(memberName), memberName, 'replica');
     const members: string[] = [];
+    const otherCounts = new Set<string>();
     for (const l of leases) {
       if (l.metadata?.labels?.[LEASE_KIND_LABEL] !== 'replica' || l.metadata.name === memberName) continue;
-      if (!expired(l)) members.push(l.spec!.holderIdentity!);
+      if (!expired(l)) {
+        members.push(l.spec!.holderIdentity!);
+        const count = l.metadata.annotations?.[SHARDS_ANNOTATION];
+        if (count !== String(shards)) otherCounts.add(count ?? 'unknown');
+      }
       else if (now - (this.observed.get(l.metadata.name!)?.at ?? now) > MEMBER_GC_DURATIONS * leaseMs) {
         await this.api.deleteNamespacedLease({ name: l.metadata.name!, namespace: this.opts.namespace }).catch(() => undefined);
       }
     }
     this.opts.metrics?.shardReplicas.set(new Set([...members, identity]).size);
+
+    if (otherCounts.size > 0 && !this.mixedWarned) {
+      this.opts.logger.warn({ shards, others: [...otherCounts] }, 'live replicas use another --shards: taking no new shard until they are gone');
+    }
+    this.mixedWarned = otherCounts.size > 0;
 
     const holders = new Map<number, string | undefined>();
     for (let s = 0; s < shards; s++) {
@@ -173,7 +193,15 @@ export class ShardLeases {
       holders.set(s, !l ? undefined : holder === identity ? identity : expired(l) ? undefined : holder);
       if (this.owned.has(s) && holder !== identity) await this.lose(s, `the Lease names ${holder || 'no holder'}`);
     }
+    // Shards of a larger count than ours: delete once nobody holds them.
+    for (const l of leases) {
+      const m = l.metadata?.labels?.[LEASE_KIND_LABEL] === 'shard' ? /-(\d+)$/.exec(l.metadata.name ?? '') : null;
+      if (m && Number(m[1]) >= shards && expired(l) && otherCounts.size === 0) {
+        await this.api.deleteNamespacedLease({ name: l.metadata!.name!, namespace: this.opts.namespace }).catch(() => undefined);
+      }
+    }
     const plan = planShards({ self: identity, members, shards, holders });
+    if (otherCounts.size > 0) plan.acquire = [];
 
     await Promise.all(
       [...holders].filter(([s, h]) => h === identity && !plan.release.includes(s)).map(async ([s]) => {
@@ -230,7 +258,7 @@ export class ShardLeases {
         await this.api.createNamespacedLease({
           namespace,
           body: {
-            metadata: { name, namespace, labels: { [SHARD_SET_LABEL]: prefix, [LEASE_KIND_LABEL]: kind } },
+            metadata: { name, namespace, labels: { [SHARD_SET_LABEL]: prefix, [LEASE_KIND_LABEL]: kind }, annotations: { [SHARDS_ANNOTATION]: String(this.opts.shards) } },
             spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
           },
         });
@@ -238,6 +266,7 @@ export class ShardLeases {
       }
       const spec = lease.spec ?? {};
       const taking = spec.holderIdentity !== identity;
+      lease.metadata = { ...lease.metadata, annotations: { ...lease.metadata?.annotations, [SHARDS_ANNOTATION]: String(this.opts.shards) } };
       lease.spec = {
         ...spec,
         holderIdentity: identity,
