@@ -182,7 +182,12 @@ export class Manager {
       if (this.running) for (const inf of this.informers) for (const o of inf.list()) if (this.keyShardOf(o) === shard) this.queue.add(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
       return;
     }
-    if (this.shardInformers.has(shard)) return;
+    const existing = this.shardInformers.get(shard);
+    if (existing) {
+      // Held all along but fenced for a while (renewed late): what arrived meanwhile was dropped.
+      if (this.running) for (const inf of existing) for (const o of inf.list()) this.queue.add(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
+      return;
+    }
     const informers = this.makeInformers(shard);
     this.shardInformers.set(shard, informers);
     // Before start(), start() starts it with the rest.

@@ -232,10 +232,16 @@ export class ShardLeases {
 
   private markHeld(shard: number, how: 'renewed' | 'acquired'): void {
     const first = !this.owned.has(shard);
+    // Renewed, but later than the renew deadline: meanwhile owns() said no, so
+    // watch events and finished calls of the shard were dropped. Resume it as if new.
+    const lapsed = !first && !this.owns(shard);
     this.owned.set(shard, this.now());
     if (first) {
       this.opts.logger.info({ shard, how }, 'acquired shard');
       this.counted(shard, 'acquired');
+      this.opts.onAcquired(shard);
+    } else if (lapsed) {
+      this.opts.logger.warn({ shard, renewDeadlineMs: this.opts.renewDeadlineMs }, 'shard renewed after its renew deadline: resuming its transactions');
       this.opts.onAcquired(shard);
     }
   }
