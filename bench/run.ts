@@ -13,7 +13,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { API_VERSION, type DistributedTransaction, type Mode, type TransactionStatus } from '../src/api/types.js';
 import { applyFinalizerPolicy } from '../test/support/chart.js';
-import { startControlPlane, freePorts, type ControlPlane } from '../test/support/control-plane.js';
+import { SHARDED_WATCH_GATE, startControlPlane, freePorts, type ControlPlane } from '../test/support/control-plane.js';
 import { installCrds } from '../test/support/crds.js';
 import { startOperator, counterValue, type OperatorProcess } from '../test/support/operator.js';
 import { repoRoot } from '../test/support/testenv-paths.js';
@@ -25,6 +25,7 @@ import { createTargets, statusWriteLoop } from './lib/status-writes.js';
 import { abFigure, baselineCheckout } from './ab.js';
 import { buildOperator } from './lib/build.js';
 import { rulesFigure } from './rules.js';
+import { shardingFigure } from './sharding.js';
 import { measure, perTx, requests, type PerTx } from './lib/per-tx.js';
 import { closedLoop, commitProbe, createTx, latencies, openLoop, Tracker, type LoadResult } from './lib/load.js';
 import { successPhase, transaction, txPath, type TxOptions } from './lib/manifests.js';
@@ -49,10 +50,13 @@ const SCALE_REAL_MS = Number(process.env.KUBETX_BENCH_SCALE_REAL_MS ?? 40_000);
 const RUN_BUDGET_MS = Number(process.env.KUBETX_BENCH_BUDGET_MS ?? 560_000);
 const runStart = performance.now();
 
-const SCENARIOS = ['ceiling', 'throughput', 'writes', 'latency', 'slow', 'naive', 'saga', 'notify', 'profile', 'scale', 'rules', 'ab'] as const;
+const SCENARIOS = ['ceiling', 'throughput', 'writes', 'latency', 'slow', 'naive', 'saga', 'notify', 'profile', 'scale', 'rules', 'ab', 'sharding'] as const;
 type Scenario = (typeof SCENARIOS)[number];
-/** `ab` compares against a baseline ref (KUBETX_BENCH_BASELINE, `make bench BASELINE=<ref>`): not part of `all`. */
-const ALL: Scenario[] = SCENARIOS.filter((s) => s !== 'ab');
+/**
+ * `ab` compares against a baseline ref (KUBETX_BENCH_BASELINE, `make bench BASELINE=<ref>`); `sharding` (bench/sharding.ts)
+ * takes about 6 minutes on its own and needs the API server's ShardedListAndWatch gate: neither is part of `all`.
+ */
+const ALL: Scenario[] = SCENARIOS.filter((s) => s !== 'ab' && s !== 'sharding');
 const BASELINE = process.env.KUBETX_BENCH_BASELINE;
 /**
  * Every figure but `ab` with another ref's operator (compiled from a worktree, bench/ab.ts), e.g. the
@@ -528,6 +532,22 @@ async function rules(ctx: Ctx): Promise<void> {
   ctx.md.push(await rulesFigure({ api: ctx.api, controlPlane: ctx.pids, addresses: ctx.fast.addresses, committedStatus, say }));
 }
 
+async function sharding(ctx: Ctx, gate: boolean): Promise<void> {
+  ctx.md.push(
+    await shardingFigure({
+      api: ctx.api,
+      kubeconfig: ctx.cp.kubeconfigPath,
+      controlPlane: ctx.pids,
+      gate,
+      addresses: ctx.fast.addresses,
+      operatorArgs: operatorArgs(),
+      operatorEnv: operatorEnv(ctx.profileDir),
+      root: ctx.operatorRoot,
+      say,
+    }),
+  );
+}
+
 async function ab(ctx: Ctx): Promise<void> {
   if (!BASELINE) throw new Error('the ab scenario needs a baseline: KUBETX_BENCH_BASELINE=<git ref> (make bench BASELINE=<ref>)');
   ctx.md.push(
@@ -588,7 +608,9 @@ async function main(): Promise<void> {
   say(`kubetx bench: ${chosen.join(', ')}; ${loadBefore}`);
 
   buildOperator(repoRoot);
-  const cp = await startControlPlane({ fsync: true });
+  // The sharding figure's server-side filter needs the gate; the other figures run as before without it.
+  const gate = chosen.includes('sharding');
+  const cp = await startControlPlane({ fsync: true, apiServerArgs: gate ? [SHARDED_WATCH_GATE] : [] });
   const stopAll: Array<() => Promise<void>> = [() => cp.stop()];
   const cleanup = async () => {
     for (const s of stopAll.reverse()) await s().catch(() => undefined);
@@ -598,7 +620,7 @@ async function main(): Promise<void> {
     await installCrds(cp.kubeconfigPath);
     const api = await Api.fromKubeconfig(cp.kubeconfigPath);
     const m = machine(cp);
-    say(`control plane up (kube-apiserver ${m.apiserver}, etcd ${m.etcd}, fsync on) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    say(`control plane up (kube-apiserver ${m.apiserver}${gate ? ` ${SHARDED_WATCH_GATE}` : ''}, etcd ${m.etcd}, fsync on) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     const fast = await startParticipants(4);
     const slowSet = await startParticipants(4, 5);
     stopAll.push(() => fast.stop(), () => slowSet.stop());
@@ -637,6 +659,7 @@ async function main(): Promise<void> {
       else if (s === 'scale') await scale(ctx);
       else if (s === 'rules') await rules(ctx);
       else if (s === 'ab') await ab(ctx);
+      else if (s === 'sharding') await sharding(ctx, gate);
       process.stderr.write(`[bench] ${s} took ${((Date.now() - t) / 1000).toFixed(0)} s\n`);
     }
 
@@ -648,7 +671,7 @@ async function main(): Promise<void> {
     const header = [
       `## ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}: ${cmd}`,
       '',
-      `- versions: node ${m.node}, kube-apiserver ${m.apiserver}, etcd ${m.etcd} (fsync on), kubetx ${JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version as string} (${OPERATOR_REF ? `operator of ${OPERATOR_REF}, compiled from a worktree; CRD and benchmark of the working tree` : 'working tree'})`,
+      `- versions: node ${m.node}, kube-apiserver ${m.apiserver}${gate ? ` (\`${SHARDED_WATCH_GATE}\`)` : ''}, etcd ${m.etcd} (fsync on), kubetx ${JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version as string} (${OPERATOR_REF ? `operator of ${OPERATOR_REF}, compiled from a worktree; CRD and benchmark of the working tree` : 'working tree'})`,
       `- machine: ${m.cpus}, ${m.memory}`,
       `- load before: \`${loadBefore}\``,
       `- load after: \`${loadAfter}\``,

@@ -69,24 +69,75 @@ async function retrying<T>(fn: () => Promise<T>, timeoutMs = 120_000): Promise<T
   }
 }
 
+/** Active-active replicas with `--shards` (src/controller/sharding/). */
+export interface ShardingOptions {
+  /** @default 16 */
+  shards?: number;
+  /** --shard-filter. @default "auto" */
+  filter?: 'auto' | 'server' | 'client';
+}
+
+/** The shard Leases' prefix (the operator's default, --shard-lease-prefix). */
+const SHARD_PREFIX = 'kubetx-shard';
+
+/** One SIGKILLed replica's shards, and how long until other replicas held all of them. */
+export interface Handover {
+  victim: string;
+  shards: number;
+  /** Kill → every shard the victim held has another holder in its Lease; undefined if not within 60 s. */
+  ms?: number;
+}
+
 /** One or more operator processes on one namespace that can be SIGKILLed and restarted. */
 export class Operators {
   readonly procs: Array<{ id: string; op: OperatorProcess }> = [];
   kills = 0;
+  /** Sharding only: one entry per kill, filled in by a poll of the shard Leases. */
+  readonly handovers: Array<Promise<Handover>> = [];
+  private readonly leaseName = `kubetx-chaos-${randomBytes(2).toString('hex')}`;
   constructor(
     private readonly ctx: ChaosContext,
     private readonly ns: string,
     private readonly replicas: number,
     private readonly leaderElect: boolean,
-    private readonly leaseName = `kubetx-chaos-${randomBytes(2).toString('hex')}`,
+    private readonly sharding?: ShardingOptions,
   ) {}
 
   private async startOne(id: string): Promise<OperatorProcess> {
-    const args = this.leaderElect
-      ? ['--leader-elect', '--leader-election-namespace', this.ns, '--leader-election-id', this.leaseName,
-        '--lease-duration', '4s', '--renew-deadline', '3s', '--retry-period', '1s']
-      : [];
+    // Short timings (as for leader election): a killed replica's shards move within about 4 s.
+    const timings = ['--lease-duration', '4s', '--renew-deadline', '3s'];
+    const args = this.sharding
+      ? ['--shards', String(this.sharding.shards ?? 16), '--shard-filter', this.sharding.filter ?? 'auto', '--leader-election-namespace', this.ns,
+        ...timings, '--retry-period', '500ms']
+      : this.leaderElect
+        ? ['--leader-elect', '--leader-election-namespace', this.ns, '--leader-election-id', this.leaseName, ...timings, '--retry-period', '1s']
+        : [];
     return retrying(() => startOperator({ kubeconfig: this.ctx.kubeconfigPath, namespaces: [this.ns], args, env: { POD_NAME: id, POD_NAMESPACE: this.ns } }));
+  }
+
+  /** shard → holderIdentity of its Lease ('' when released). */
+  async shardHolders(): Promise<Map<number, string>> {
+    const res = await this.ctx.kc.makeApiClient(k8s.CoordinationV1Api).listNamespacedLease({ namespace: this.ns, labelSelector: `kubetx.io/shard-set=${SHARD_PREFIX}` });
+    const holders = new Map<number, string>();
+    for (const l of res.items) {
+      const m = new RegExp(`^${SHARD_PREFIX}-(\\d+)$`).exec(l.metadata?.name ?? '');
+      if (m) holders.set(Number(m[1]), l.spec?.holderIdentity ?? '');
+    }
+    return holders;
+  }
+
+  /** Polls the shard Leases (every 100 ms) from the kill until none of `shards` names the victim or nobody. */
+  private async handover(victim: string, shards: number[], killedAt: number): Promise<Handover> {
+    while (Date.now() - killedAt < 60_000) {
+      try {
+        const holders = await this.shardHolders();
+        if (shards.every((s) => { const h = holders.get(s); return h && h !== victim; })) return { victim, shards: shards.length, ms: Date.now() - killedAt };
+      } catch {
+        // the API server is restarting: ask again
+      }
+      await delay(100);
+    }
+    return { victim, shards: shards.length };
   }
 
   async start(): Promise<void> {
@@ -130,7 +181,9 @@ export class Operators {
   async killAndRestart(): Promise<void> {
     const i = await this.victim();
     const p = this.procs[i]!;
+    const held = this.sharding ? await this.shardHolders().then((h) => [...h].filter(([, id]) => id === p.id).map(([s]) => s), () => undefined) : undefined;
     await p.op.kill('SIGKILL');
+    if (held) this.handovers.push(this.handover(p.id, held, Date.now()));
     this.kills++;
     const replacement = `${p.id.replace(/-r\d+$/, '')}-r${this.kills}`;
     this.ctx.log?.(`SIGKILL operator ${p.id} (kill #${this.kills}); replacement ${replacement}`);
@@ -158,6 +211,8 @@ export interface PaymentChaosOptions {
   hangs?: boolean;
   /** Two replicas with leader election. */
   leaderElect?: boolean;
+  /** Active-active replicas with --shards (3 by default) instead; a random one is killed each time. */
+  sharding?: ShardingOptions & { replicas?: number; expectFilter?: 'server' | 'client' };
   /** Mean gap between transaction creations. */
   createEveryMs?: number;
   quiesceTimeoutMs?: number;
@@ -174,11 +229,12 @@ export async function runPaymentChaos(ctx: ChaosContext, o: PaymentChaosOptions)
   pay.services.inventory.db.prepare(`UPDATE items SET stock = stock + ?`).run(2 * o.transactions);
   const recorder = new HistoryRecorder(ctx.kc, ns);
   await recorder.start();
-  const ops = new Operators(ctx, ns, o.leaderElect ? 2 : 1, o.leaderElect ?? false);
+  const ops = new Operators(ctx, ns, o.sharding ? (o.sharding.replicas ?? 3) : o.leaderElect ? 2 : 1, o.leaderElect ?? false, o.sharding);
   const faults: Record<string, number> = { operatorKill: 0, apiServerRestart: 0, etcdRestart: 0, participantRestart: 0, participantFault: 0, hang: 0 };
   const created: PaymentTx[] = [];
   try {
     await ops.start();
+    const shardNotes = o.sharding ? await shardingStart(ops, o.sharding.expectFilter) : undefined;
     const before = pay.ledgers();
 
     // Random participant errors: a timer arms `fail` (and `hang`, `refuse` on Try/Execute) faults with a remaining count,
@@ -211,20 +267,30 @@ export async function runPaymentChaos(ctx: ChaosContext, o: PaymentChaosOptions)
 
     // The planned disruptive faults, in random order, at random moments while transactions are created.
     const actions: Array<() => Promise<void>> = [];
-    for (let i = 0; i < o.operatorKills; i++) actions.push(async () => { await ops.killAndRestart(); faults.operatorKill!++; });
+    // When each disruptive fault happened, to say what the slowest transactions lived through.
+    const timeline: Array<{ from: number; to: number; what: string }> = [];
+    const timed = async (what: string | (() => string), f: () => Promise<void>) => {
+      const from = Date.now();
+      await f();
+      timeline.push({ from, to: Date.now(), what: typeof what === 'string' ? what : what() });
+    };
+    // A kill's span ends when its replacement is up.
+    for (let i = 0; i < o.operatorKills; i++) actions.push(() => timed(() => `SIGKILL #${ops.kills}`, async () => { await ops.killAndRestart(); faults.operatorKill!++; }));
     for (let i = 0; i < (o.apiServerRestarts ?? 0) && ctx.hooks?.restartApiServer; i++) {
-      actions.push(async () => { log('restarting kube-apiserver'); await ctx.hooks!.restartApiServer!(); faults.apiServerRestart!++; });
+      actions.push(() => timed('kube-apiserver restart', async () => { log('restarting kube-apiserver'); await ctx.hooks!.restartApiServer!(); faults.apiServerRestart!++; }));
     }
     for (let i = 0; i < (o.etcdRestarts ?? 0) && ctx.hooks?.restartEtcd; i++) {
-      actions.push(async () => { log('restarting etcd'); await ctx.hooks!.restartEtcd!(); faults.etcdRestart!++; });
+      actions.push(() => timed('etcd restart', async () => { log('restarting etcd'); await ctx.hooks!.restartEtcd!(); faults.etcdRestart!++; }));
     }
     for (let i = 0; i < (o.participantRestarts ?? 0); i++) {
       actions.push(async () => {
         const svc: ServiceName = pick(SERVICES);
         log(`stopping payment service ${svc}`);
-        await pay.stop(svc);
-        await delay(rand(500, 3000));
-        await pay.restart(svc);
+        await timed(`${svc} service down`, async () => {
+          await pay.stop(svc);
+          await delay(rand(500, 3000));
+          await pay.restart(svc);
+        });
         faults.participantRestart!++;
       });
     }
@@ -270,17 +336,21 @@ export async function runPaymentChaos(ctx: ChaosContext, o: PaymentChaosOptions)
     // Ledgers settle with the last status write: the outcome is written after the last Confirm/Cancel/Compensate answered.
     const sum = checkPayments({ before, after: pay.ledgers(), created, objects });
     const hist = checkHistories(recorder.history, created.map((c) => c.name));
+    const shardEnd = o.sharding ? await shardingEnd(ops) : undefined;
     return {
-      scenario: `tcc+saga${o.leaderElect ? '-leader-election' : ''}`,
+      scenario: `tcc+saga${o.sharding ? `-sharded-${ops.procs.length}x${o.sharding.shards ?? 16}` : o.leaderElect ? '-leader-election' : ''}`,
       transactions: created.length,
       committed: sum.committed,
       aborted: sum.aborted,
       byMode: sum.byMode,
       faults,
       seconds: (Date.now() - started) / 1000,
-      violations: [...sum.violations, ...hist],
+      violations: [...sum.violations, ...hist, ...(shardNotes?.violations ?? [])],
       notes: [
+        ...(shardNotes?.notes ?? []),
+        ...(shardEnd ?? []),
         `time to terminal per transaction (creation → completionTime): ${settleTimes(objects, created.map((c) => c.name))}`,
+        `slowest, with the disruptive faults during their lifetime (seconds since the scenario started): ${slowest(objects, created.map((c) => c.name), timeline, started)}`,
         `quiescence ${quiescedAfterS.toFixed(1)} s after the last creation`,
         `watch reconnects: ${recorder.reconnects}`,
         `why aborted: ${abortReasons(created, objects)}`,
@@ -292,6 +362,54 @@ export async function runPaymentChaos(ctx: ChaosContext, o: PaymentChaosOptions)
     await ops.stop();
     await pay.stopAll();
   }
+}
+
+/** Sharding: the filter every replica chose (a violation when it is not `expect`) and the first split of the shards. */
+async function shardingStart(ops: Operators, expect?: 'server' | 'client'): Promise<{ notes: string[]; violations: string[] }> {
+  const violations: string[] = [];
+  const modes: string[] = [];
+  for (const p of ops.procs) {
+    const m = await p.op.metrics();
+    const mode = counterValue(m, 'kubetx_shard_filter', { mode: 'server' }) === 1 ? 'server' : counterValue(m, 'kubetx_shard_filter', { mode: 'client' }) === 1 ? 'client' : 'none';
+    modes.push(mode);
+    if (expect && mode !== expect) violations.push(`replica ${p.id}: shard filter ${mode}, expected ${expect}`);
+  }
+  // The replicas start together and settle in a few rounds; wait (bounded) for the fair split before the load starts.
+  const split = await eventually('every shard held by a replica', async () => {
+    const holders = await ops.shardHolders();
+    const per = ops.procs.map((p) => [...holders.values()].filter((h) => h === p.id).length);
+    return per.reduce((a, b) => a + b, 0) === (holders.size || -1) && Math.max(...per) - Math.min(...per) <= 1 ? per : undefined;
+  }, 30_000).catch(() => undefined);
+  return { notes: [`shard filter per replica: ${modes.join(', ')}; shards per replica at the start: ${split?.join('/') ?? 'not settled within 30 s'}`], violations };
+}
+
+/** Sharding: handover times of the kills, and what the replicas alive at the end counted. */
+async function shardingEnd(ops: Operators): Promise<string[]> {
+  const handovers = await Promise.all(ops.handovers);
+  const timed = handovers.filter((h) => h.shards > 0 && h.ms !== undefined).map((h) => h.ms!).sort((a, b) => a - b);
+  const untimed = handovers.filter((h) => h.shards > 0 && h.ms === undefined).length;
+  const empty = handovers.filter((h) => h.shards === 0).length;
+  const q = (p: number) => timed[Math.min(timed.length - 1, Math.ceil(p * timed.length) - 1)]!;
+  const ho = timed.length
+    ? `p50 ${(q(0.5) / 1000).toFixed(1)} s, max ${(timed.at(-1)! / 1000).toFixed(1)} s over ${timed.length} kills ` +
+      `(per kill, seconds/shards: ${handovers.filter((h) => h.shards > 0).map((h) => `${h.ms === undefined ? '>60' : (h.ms / 1000).toFixed(1)}/${h.shards}`).join(', ')})`
+    : 'none timed';
+  let owned = 0;
+  let notOwned = 0;
+  let lost = 0;
+  const now: number[] = [];
+  for (const p of ops.procs) {
+    const m = await p.op.metrics().catch(() => '');
+    owned += counterValue(m, 'kubetx_watch_events_total', { owned: 'true' });
+    notOwned += counterValue(m, 'kubetx_watch_events_total', { owned: 'false' });
+    lost += counterValue(m, 'kubetx_shard_transitions_total', { change: 'lost' });
+    now.push(counterValue(m, 'kubetx_shards_owned'));
+  }
+  return [
+    `shard handover (SIGKILL → every shard of the victim held by another replica, from its Lease): ${ho}` +
+      `${untimed ? `; ${untimed} not handed over within 60 s` : ''}${empty ? `; ${empty} victim(s) held no shard yet` : ''}`,
+    `replicas alive at the end (counters since their start): shards owned ${now.join('/')}, watch events owned ${owned} / not owned ${notOwned}, shards lost ${lost}`,
+  ];
 }
 
 /**
@@ -308,6 +426,25 @@ export function settleTimes(objects: DistributedTransaction[], names: string[]):
   if (secs.length === 0) return 'none finished';
   const q = (p: number) => secs[Math.min(secs.length - 1, Math.ceil(p * secs.length) - 1)]!;
   return `p50 ${q(0.5).toFixed(1)} s, p99 ${q(0.99).toFixed(1)} s, max ${secs[secs.length - 1]!.toFixed(1)} s (${secs.length} finished)`;
+}
+
+/** The 3 slowest of the named transactions (creation → completionTime) and the timed faults that overlapped them. */
+function slowest(objects: DistributedTransaction[], names: string[], timeline: Array<{ from: number; to: number; what: string }>, started: number): string {
+  const wanted = new Set(names);
+  const rel = (ms: number) => ((ms - started) / 1000).toFixed(0);
+  const rows = objects
+    .filter((t) => wanted.has(t.metadata.name) && t.status?.completionTime && t.metadata.creationTimestamp)
+    .map((t) => ({ t, from: Date.parse(String(t.metadata.creationTimestamp)), to: Date.parse(t.status!.completionTime!) }))
+    .sort((a, b) => b.to - b.from - (a.to - a.from))
+    .slice(0, 3);
+  if (rows.length === 0) return 'none finished';
+  return rows
+    .map(({ t, from, to }) => {
+      // creationTimestamp has second precision: widen the window by a second.
+      const during = timeline.filter((f) => f.to >= from - 1000 && f.from <= to).map((f) => `${f.what} ${rel(f.from)}–${rel(f.to)}`);
+      return `${t.metadata.name} ${((to - from) / 1000).toFixed(1)} s (${t.spec.mode} ${t.status?.phase}, ${rel(from)}–${rel(to)}: ${during.length ? during.join(', ') : 'no timed fault'})`;
+    })
+    .join('; ');
 }
 
 /** Why the aborted (Aborted/Compensated) transactions were rolled back, counted per mode, from their status messages. */
