@@ -434,9 +434,13 @@ export function describeShardingSuite(mode: 'server' | 'client', cluster: () => 
       const objects = await untilAll(txs, namespace, all.map((c) => c.tx.name), ['Committed', 'Aborted', 'Failed']);
       expect(objects.map((o) => o.status?.phase)).toEqual(all.map(() => 'Committed'));
       for (const c of all.filter((x) => inVictim(x.uid))) {
-        const o = s.ownerOf(c.uid, after.holders)!;
-        await s.op(o).waitForLog((l) => l.msg === 'transaction finished' && l.transaction === c.tx.name, 10_000);
-        expect(s.loggedBy('transaction finished', c.tx.name), c.tx.name).toEqual([o]);
+        // Finished once, by a survivor: the one that took the orphaned shard, or the one it handed the shard on to (plan.ts).
+        const by = await eventually(`${c.tx.name} finished`, async () => {
+          const who = s.loggedBy('transaction finished', c.tx.name);
+          return who.length > 0 ? who : undefined;
+        }, 10_000);
+        expect(by, c.tx.name).toHaveLength(1);
+        expect(s.live(), c.tx.name).toContain(by[0]);
         expect(s.loggedBy('decision persisted', c.tx.name), c.tx.name).toHaveLength(1);
       }
       history.stop();

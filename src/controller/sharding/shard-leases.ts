@@ -73,6 +73,8 @@ export class ShardLeases {
   private readonly observed = new Map<string, { record: string; at: number }>();
   /** Shards we hold → when their Lease was last renewed. */
   private readonly owned = new Map<number, number>();
+  /** Orphans taken above the fair share (plan.ts): given back first. */
+  private readonly extras = new Set<number>();
   private timer?: LongTimer;
   private stopped = false;
   private round?: Promise<void>;
@@ -186,11 +188,14 @@ export class ShardLeases {
     this.mixedWarned = otherCounts.size > 0;
 
     const holders = new Map<number, string | undefined>();
+    const orphans = new Set<number>();
+    const live = new Set([...members, identity]);
     for (let s = 0; s < shards; s++) {
       const l = byName.get(shardLeaseName(prefix, s));
       const holder = l?.spec?.holderIdentity;
       // Ours stays ours while we hold it, however long since we last renewed: the renew decides.
       holders.set(s, !l ? undefined : holder === identity ? identity : expired(l) ? undefined : holder);
+      if (l && holder && holder !== identity && holders.get(s) === undefined && !live.has(holder)) orphans.add(s);
       if (this.owned.has(s) && holder !== identity) await this.lose(s, `the Lease names ${holder || 'no holder'}`);
     }
     // Shards of a larger count than ours: delete once nobody holds them.
@@ -200,7 +205,8 @@ export class ShardLeases {
         await this.api.deleteNamespacedLease({ name: l.metadata!.name!, namespace: this.opts.namespace }).catch(() => undefined);
       }
     }
-    const plan = planShards({ self: identity, members, shards, holders });
+    for (const s of this.extras) if (!this.owned.has(s)) this.extras.delete(s);
+    const plan = planShards({ self: identity, members, shards, holders, orphans, extras: this.extras });
     if (otherCounts.size > 0) plan.acquire = [];
 
     await Promise.all(
@@ -221,7 +227,10 @@ export class ShardLeases {
     );
     await Promise.all(
       plan.acquire.map(async (s) => {
-        if (await this.renewOrCreate(byName.get(shardLeaseName(prefix, s)), shardLeaseName(prefix, s), 'shard')) this.markHeld(s, 'acquired');
+        if (await this.renewOrCreate(byName.get(shardLeaseName(prefix, s)), shardLeaseName(prefix, s), 'shard')) {
+          if (plan.extras.includes(s)) this.extras.add(s);
+          this.markHeld(s, 'acquired');
+        }
       }),
     );
     // Not renewed in time: stop acting on it (owns() already says no) and say so.
