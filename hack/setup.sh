@@ -32,6 +32,8 @@ fi
 log "PostgreSQL and MariaDB server binaries (SDK store tests run against real servers)"
 bash hack/postgres.sh
 bash hack/mariadb.sh >/dev/null
+log "redis-server (the broker tests' Redis fallback queues)"
+bash hack/redis.sh >/dev/null
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
@@ -61,4 +63,6 @@ bash hack/go-plugins.sh >/dev/null
 
 log "test control plane (kube-apiserver, etcd, kubectl, helm)"
 bash hack/testenv.sh >/dev/null
+log "nats-server (the broker tests' JetStream broker) from the Go module proxy"
+bash hack/nats.sh >/dev/null
 log "ready"
