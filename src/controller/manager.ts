@@ -349,14 +349,11 @@ export class Manager {
   /** Counts cached transactions that are not finished, by mode and phase (for kubetx_transactions_in_flight). */
   inFlightCounts(): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const inf of this.allInformers()) {
-      for (const o of inf.list() as readonly DistributedTransaction[]) {
-        if (!this.owned(o)) continue;
-        const phase = o.status?.phase ?? 'Pending';
-        if (finalPhases.has(phase)) continue;
-        const key = `${o.spec?.mode ?? 'unknown'}/${phase}`;
-        counts.set(key, (counts.get(key) ?? 0) + 1);
-      }
+    for (const o of this.ownedTransactions()) {
+      const phase = o.status?.phase ?? 'Pending';
+      if (finalPhases.has(phase)) continue;
+      const key = `${o.spec?.mode ?? 'unknown'}/${phase}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
     }
     return counts;
   }
@@ -364,21 +361,44 @@ export class Manager {
   /** Counts cached transactions with condition Stalled=True, keyed "mode/reason" (for kubetx_transactions_stalled). */
   stalledCounts(): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const inf of this.allInformers()) {
-      for (const o of inf.list() as readonly DistributedTransaction[]) {
-        if (!this.owned(o)) continue;
-        const c = o.status?.conditions?.find((x) => x?.type === STALLED);
-        if (c?.status !== 'True') continue;
-        const key = `${o.spec?.mode ?? 'unknown'}/${c.reason || 'unknown'}`;
-        counts.set(key, (counts.get(key) ?? 0) + 1);
-      }
+    for (const o of this.ownedTransactions()) {
+      const c = o.status?.conditions?.find((x) => x?.type === STALLED);
+      if (c?.status !== 'True') continue;
+      const key = `${o.spec?.mode ?? 'unknown'}/${c.reason || 'unknown'}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
     }
     return counts;
   }
 
   /** Every transaction in the informer caches that this replica owns (for --max-forward-transactions' count). */
   *cachedTransactions(): Iterable<DistributedTransaction> {
-    for (const inf of this.allInformers()) for (const o of inf.list() as readonly DistributedTransaction[]) if (this.owned(o)) yield o;
+    yield* this.ownedTransactions();
+  }
+
+  /**
+   * The cached transactions this replica acts on. Read at scrape time and by
+   * admission over the whole cache, so no hash per object: a shard's informer
+   * holds only its shard (server filter), and the client filter's cache is
+   * judged by the shard noted when each object arrived.
+   */
+  private *ownedTransactions(): Iterable<DistributedTransaction> {
+    const sharding = this.opts.sharding;
+    if (sharding?.filter === 'server') {
+      for (const [shard, informers] of this.shardInformers) {
+        if (!sharding.owns(shard)) continue;
+        for (const inf of informers) yield* inf.list() as readonly DistributedTransaction[];
+      }
+      return;
+    }
+    for (const inf of this.informers) {
+      for (const o of inf.list() as readonly DistributedTransaction[]) {
+        if (!sharding) yield o;
+        else {
+          const shard = this.keyShard.get(keyOf(o.metadata.namespace ?? '', o.metadata.name ?? ''));
+          if (shard !== undefined && sharding.owns(shard)) yield o;
+        }
+      }
+    }
   }
 
   /** Records an object this operator just wrote (called by the status store wrapper). */

@@ -411,6 +411,11 @@ export function describeShardingSuite(mode: 'server' | 'client', cluster: () => 
       const early = await createPayments(pay, txs, { namespace, prefix: 'pre', firstOrder: 3000, count: 24 });
       expect(early.filter((c) => inVictim(c.uid)).length, 'transactions in the victim\'s shards').toBeGreaterThan(0);
       await untilAll(txs, namespace, early.map((c) => c.tx.name), ['Confirming'], 60_000);
+      // Each replica's in-flight gauge counts the stuck transactions of its own shards only (the client filter's cache holds them all).
+      for (const id of s.live()) {
+        const mine = early.filter((c) => s.ownerOf(c.uid, balanced.holders) === id).length;
+        await eventually(`${id} kubetx_transactions_in_flight = ${mine}`, async () => (counterValue(await s.op(id).metrics(), 'kubetx_transactions_in_flight', { phase: 'Confirming' }) === mine ? true : undefined), 10_000);
+      }
 
       const killedAt = Date.now();
       await s.kill(victim, 'SIGKILL');
