@@ -16,6 +16,7 @@ export interface Flags {
   timeout?: string;
   kubeconfig?: string;
   context?: string;
+  prefix?: string;
   help?: boolean;
 }
 

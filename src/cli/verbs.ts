@@ -5,6 +5,7 @@ import { completion, completionWords } from './verbs/completion.js';
 import { get } from './verbs/get.js';
 import { list } from './verbs/list.js';
 import { show } from './verbs/show.js';
+import { shards } from './verbs/shards.js';
 import { DASHBOARD_FLAGS, dashboard } from '../dashboard/verb.js';
 
 export const verbs: Record<string, Verb> = {
@@ -13,6 +14,7 @@ export const verbs: Record<string, Verb> = {
   show,
   retry,
   abort,
+  shards,
   completion,
   dashboard,
 };
@@ -29,6 +31,8 @@ export const FLAGS = {
   timeout: { type: 'string' },
   kubeconfig: { type: 'string' },
   context: { type: 'string' },
+  /** shards: the operator's --shard-lease-prefix. */
+  prefix: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   ...DASHBOARD_FLAGS,
 } as const;

@@ -23,6 +23,8 @@
  *   - a replica frozen past its renew deadline (but not past the lease) is
  *     fenced, renews late, and resumes what arrived meanwhile (not at the resync).
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { DistributedTransaction } from '../../src/api/types.js';
 import { shardOfUid } from '../../src/controller/sharding/hash-range.js';
@@ -277,5 +279,33 @@ describe('sharded replicas, server filter: joining, fencing, one shard', () => {
     expect(tx.status?.phase).toBe('Committed');
     const c = await set.counters('solo');
     expect(c.shardsOwned).toBe(2);
+  }, 90_000);
+
+  it('kubectl dtx shards shows who holds which shard, from the Leases', async () => {
+    const { set: s, balanced } = await replicas('cli', 4, 'r1', 'r2');
+    expect(balanced.counts).toEqual({ r1: 2, r2: 2 });
+    const root = join(import.meta.dirname, '../..');
+    const dtx = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), join(root, 'src/cli/kubectl-dtx.ts'), '--kubeconfig', kubeconfigPath(), ...args], { cwd: root, timeout: 60_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+        ),
+      );
+    const leaseNs = s.leaseNamespace;
+    const text = await dtx('shards', '-n', leaseNs, '--prefix', s.prefix);
+    expect(text.code, text.stderr).toBe(0);
+    const [shardTable, replicaTable] = text.stdout.trim().split('\n\n');
+    const shardRows = shardTable!.split('\n').slice(1).map((l) => l.split(/\s+/));
+    expect(shardRows.map((r) => [Number(r[0]), r[1]])).toEqual([0, 1, 2, 3].map((i) => [i, balanced.holders.get(i)]));
+    expect(replicaTable!.split('\n')[0]).toMatch(/^REPLICA\s+SHARDS\s+RENEWED$/);
+    expect(replicaTable!.split('\n').slice(1).map((l) => l.split(/\s+/).slice(0, 2))).toEqual([['r1', '2'], ['r2', '2']]);
+    const json = JSON.parse((await dtx('shards', '-n', leaseNs, '--prefix', s.prefix, '-o', 'json')).stdout) as { shards: Array<{ shard: number; holder: string; shardCount: number }>; replicas: Array<{ identity: string; shards: number }> };
+    expect(json.shards.map((x) => x.holder)).toEqual([0, 1, 2, 3].map((i) => balanced.holders.get(i)));
+    expect(json.shards.every((x) => x.shardCount === 4)).toBe(true);
+    expect(json.replicas).toEqual([expect.objectContaining({ identity: 'r1', shards: 2 }), expect.objectContaining({ identity: 'r2', shards: 2 })]);
+    // A namespace without the set: a clear error, exit 1.
+    const none = await dtx('shards', '-n', 'default', '--prefix', s.prefix);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/No shard Leases .* in default namespace/);
   }, 90_000);
 });

@@ -82,6 +82,10 @@ export class ShardedReplicas {
   private readonly down = new Set<string>();
   private readonly coordination: k8s.CoordinationV1Api;
 
+  get leaseNamespace(): string {
+    return this.opts.leaseNamespace;
+  }
+
   constructor(private readonly opts: ShardedReplicasOptions) {
     this.prefix = opts.prefix ?? `shard-${randomBytes(3).toString('hex')}`;
     this.timings = opts.timings ?? TEST_TIMINGS;

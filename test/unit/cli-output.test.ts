@@ -88,10 +88,10 @@ describe('errors and completion', () => {
   it('completes verbs, flags, shells, and names after a verb taking one (skipping flag values)', async () => {
     const names = async () => ['alpha', 'beta'];
     expect(await completeWords(['re'], names)).toEqual(['retry']);
-    expect(await completeWords(['--kubeconfig', 'show', 's'], names)).toEqual(['show']);
+    expect(await completeWords(['--kubeconfig', 'show', 's'], names)).toEqual(['show', 'shards']);
     expect(await completeWords(['show', '-n', 'ns', 'a'], names)).toEqual(['alpha']);
     expect(await completeWords(['completion', ''], names)).toEqual(['bash', 'zsh', 'fish']);
     expect(await completeWords(['list', '--ph'], names)).toEqual(['--phase']);
-    expect(completionWords.verbs).toEqual(['list', 'get', 'show', 'retry', 'abort', 'completion', 'dashboard']);
+    expect(completionWords.verbs).toEqual(['list', 'get', 'show', 'retry', 'abort', 'shards', 'completion', 'dashboard']);
   });
 });
