@@ -128,12 +128,12 @@ function call(method: 'try' | 'confirm' | 'cancel', req: Partial<BranchRequest>)
 
 describe('@kubetx/participant from its packed tarball', () => {
   it('the tarball holds dist/ (JS and declarations), README and LICENSE, and no sources or tests', () => {
-    expect(packed).toEqual(expect.arrayContaining(['package.json', 'LICENSE', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/sqlite.d.ts', 'dist/pg.d.ts', 'dist/message.d.ts']));
+    expect(packed).toEqual(expect.arrayContaining(['package.json', 'LICENSE', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/sqlite.d.ts', 'dist/pg.d.ts', 'dist/message.d.ts', 'dist/broker.d.ts', 'dist/broker.js']));
     expect(packed.filter((p) => !p.startsWith('dist/') && !['package.json', 'LICENSE', 'README.md'].includes(p))).toEqual([]);
   });
 
-  it('a SQLite-only project installs neither pg nor the Kubernetes client nor pino', () => {
-    for (const absent of ['pg', '@types/pg', '@kubernetes/client-node', 'ws', 'pino']) expect(existsSync(join(app, 'node_modules', absent)), absent).toBe(false);
+  it('a SQLite-only project installs neither pg nor the Kubernetes client nor pino nor the broker clients', () => {
+    for (const absent of ['pg', '@types/pg', '@kubernetes/client-node', 'ws', 'pino', '@nats-io/transport-node', '@nats-io/jetstream', 'ioredis']) expect(existsSync(join(app, 'node_modules', absent)), absent).toBe(false);
     expect(existsSync(join(app, 'node_modules/@grpc/grpc-js'))).toBe(true);
   });
 

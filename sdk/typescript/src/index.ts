@@ -6,6 +6,7 @@
  *   @kubetx/participant/sqlite   SqliteBarrier, SqliteOutbox (better-sqlite3)
  *   @kubetx/participant/pg       PgBarrier, PgOutbox (pg)
  *   @kubetx/participant/message  prepareMessage, the reliable-message upstream (@kubernetes/client-node)
+ *   @kubetx/participant/broker   subscribe, the consumer of broker deliveries (NATS JetStream, ioredis)
  *
  *   import { serveParticipant, Refused } from '@kubetx/participant';
  *   import { SqliteBarrier } from '@kubetx/participant/sqlite';
