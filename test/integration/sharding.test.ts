@@ -308,4 +308,22 @@ describe('sharded replicas, server filter: joining, fencing, one shard', () => {
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/No shard Leases .* in default namespace/);
   }, 90_000);
+
+  it('a replica stopped with SIGTERM hands its shards over at once, well before its Leases could expire', async () => {
+    const { set: s, balanced } = await replicas('term', 16, 'r1', 'r2', 'r3');
+    expect(balanced.counts).toEqual({ r1: 6, r2: 5, r3: 5 });
+    const { leaseMs, retryMs } = s.timings;
+    const stoppedAt = Date.now();
+    await s.kill('r2', 'SIGTERM');
+    const handover = await s.waitUntilLiveHoldAll(leaseMs + 20 * retryMs);
+    const handoverMs = handover.at - stoppedAt;
+    console.log(`[sharding server] SIGTERM of r2 (5 shards) → every shard held by a live replica after ${handoverMs} ms (lease ${leaseMs} ms, retry ${retryMs} ms)`);
+    // Taken over from expiry it could not be sooner than lease - retry (3.5 s): released, it is a few retry periods.
+    expect(handoverMs).toBeLessThan(leaseMs - retryMs);
+    const after = await s.waitForBalance();
+    expect(after.counts).toEqual({ r1: 8, r3: 8 });
+    // Its membership Lease is gone, not left to expire.
+    expect(await s.members()).toEqual(['r1', 'r3']);
+    expect(s.op('r2').lines.some((l) => l.msg === 'left the shard set')).toBe(true);
+  }, 90_000);
 });
