@@ -62,6 +62,7 @@ interface Written {
 }
 
 const keyOf = (ns: string, name: string) => `${ns}/${name}`;
+const keyOfObject = (o: { metadata?: { namespace?: string; name?: string } }) => keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? '');
 /** Objects per list request: at most one page of full objects is alive at once while the cache fills. */
 const LIST_PAGE = 20;
 
@@ -127,7 +128,7 @@ export class Manager {
       const list = () => listInPages(page, slimForCache);
       const mine = (o: k8s.KubernetesObject) => this.note(o, shard);
       const enqueue = (o: k8s.KubernetesObject) => {
-        if (mine(o)) this.queue.add(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
+        if (mine(o)) this.queue.add(keyOfObject(o));
       };
       return new ResilientInformer<k8s.KubernetesObject>({
         kubeConfig: opts.kubeConfig,
@@ -136,10 +137,10 @@ export class Manager {
         onUpsert: enqueue,
         transform: slimForCache,
         onResync: (o) => {
-          if (this.owned(o)) this.queue.add(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
+          if (this.owned(o)) this.queue.add(keyOfObject(o));
         },
         onDelete: (o) => {
-          if (mine(o)) this.gone(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
+          if (mine(o)) this.gone(keyOfObject(o));
         },
         logger: opts.logger,
         resyncMs: opts.resyncMs,
@@ -154,16 +155,20 @@ export class Manager {
       this.opts.metrics.watchEvents.inc({ owned: 'true' });
       return true;
     }
-    const shard = shardOfUid(o.metadata?.uid ?? '', sharding.shards);
-    this.keyShard.set(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''), shard);
+    const shard = this.shardOf(o);
+    this.keyShard.set(keyOfObject(o), shard);
     const ours = (expected === undefined || expected === shard) && sharding.owns(shard);
     this.opts.metrics.watchEvents.inc({ owned: String(ours) });
     return ours;
   }
 
   private owned(o: { metadata?: { uid?: string } }): boolean {
-    const sharding = this.opts.sharding;
-    return !sharding || sharding.owns(shardOfUid(o.metadata?.uid ?? '', sharding.shards));
+    return !this.opts.sharding || this.opts.sharding.owns(this.shardOf(o));
+  }
+
+  /** The shard of an object's uid (sharding only). */
+  private shardOf(o: { metadata?: { uid?: string } }): number {
+    return shardOfUid(o.metadata?.uid ?? '', this.opts.sharding!.shards);
   }
 
   private *allInformers(): Iterable<Informer> {
@@ -178,14 +183,14 @@ export class Manager {
   async addShard(shard: number): Promise<void> {
     if (!this.opts.sharding) return;
     if (this.opts.sharding.filter === 'client') {
-      // Before start() the first list queues everything anyway.
-      if (this.running) for (const inf of this.informers) for (const o of inf.list()) if (this.keyShardOf(o) === shard) this.queue.add(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
+      // Before start() the first list queues everything anyway; after it, every cached object's shard was noted on arrival.
+      if (this.running) for (const [key, s] of this.keyShard) if (s === shard) this.queue.add(key);
       return;
     }
     const existing = this.shardInformers.get(shard);
     if (existing) {
       // Held all along but fenced for a while (renewed late): what arrived meanwhile was dropped.
-      if (this.running) for (const inf of existing) for (const o of inf.list()) this.queue.add(keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? ''));
+      if (this.running) for (const inf of existing) for (const o of inf.list()) this.queue.add(keyOfObject(o));
       return;
     }
     const informers = this.makeInformers(shard);
@@ -202,9 +207,11 @@ export class Manager {
    */
   async removeShard(shard: number): Promise<void> {
     if (!this.opts.sharding) return;
+    // The client filter's cache keeps the shard's objects: their noted shard stays for when it comes back.
+    const server = this.opts.sharding.filter === 'server';
     for (const [key, s] of this.keyShard) {
       if (s !== shard) continue;
-      this.keyShard.delete(key);
+      if (server) this.keyShard.delete(key);
       this.queue.drop(key);
       this.opts.reconciler.forget(key);
       this.written.delete(key);
@@ -224,10 +231,6 @@ export class Manager {
         this.reconcileDone.add(done);
       });
     }
-  }
-
-  private keyShardOf(o: k8s.KubernetesObject): number {
-    return shardOfUid(o.metadata?.uid ?? '', this.opts.sharding!.shards);
   }
 
   /** Starts watching and reconciling; resolves once the caches are synced. */
@@ -308,7 +311,7 @@ export class Manager {
       }
       const sharding = this.opts.sharding;
       if (sharding) {
-        const shard = shardOfUid(tx.metadata.uid ?? '', sharding.shards);
+        const shard = this.shardOf(tx);
         // Queued before its shard moved, or the Lease went unrenewed: another replica's now.
         if (!sharding.owns(shard)) return;
         this.reconcilingShards.set(key, shard);
@@ -341,8 +344,11 @@ export class Manager {
       metrics.crReconcileTime.observe({ controller }, seconds);
       metrics.crReconcileTotal.inc({ controller, result });
       this.reconciling.delete(key);
-      if (this.reconcilingShards.delete(key)) for (const done of this.reconcileDone) done();
-      this.reconcileDone.clear();
+      if (this.reconcilingShards.delete(key)) {
+        // Wake every removeShard waiting; each checks again whether its shard is still busy.
+        for (const done of this.reconcileDone) done();
+        this.reconcileDone.clear();
+      }
     }
   }
 
@@ -394,7 +400,7 @@ export class Manager {
       for (const o of inf.list() as readonly DistributedTransaction[]) {
         if (!sharding) yield o;
         else {
-          const shard = this.keyShard.get(keyOf(o.metadata.namespace ?? '', o.metadata.name ?? ''));
+          const shard = this.keyShard.get(keyOfObject(o));
           if (shard !== undefined && sharding.owns(shard)) yield o;
         }
       }
