@@ -11,6 +11,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { errorText } from './status-writer.js';
 import { setLongTimeout, sleep, type LongTimer } from './timers.js';
+import { createdSpec, heldSpec, LeaseObserver, releasedSpec } from './lease-record.js';
 
 export interface LeaderElectionOptions {
   kubeConfig: k8s.KubeConfig;
@@ -29,7 +30,7 @@ export interface LeaderElectionOptions {
 
 export class LeaderElector {
   private readonly api: k8s.CoordinationV1Api;
-  private observed?: { record: string; at: number };
+  private readonly observer = new LeaseObserver();
   private leading = false;
   private stopped = false;
   private lastRenew = 0;
@@ -74,7 +75,7 @@ export class LeaderElector {
     try {
       const lease = await this.api.readNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace });
       if (lease.spec?.holderIdentity !== this.opts.identity) return;
-      lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new k8s.V1MicroTime(Date.now()) };
+      lease.spec = releasedSpec(lease.spec, Date.now());
       await this.api.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: lease });
       this.opts.logger.info('released leadership');
     } catch (err) {
@@ -110,25 +111,14 @@ export class LeaderElector {
         namespace,
         body: {
           metadata: { name, namespace },
-          spec: { holderIdentity: identity, leaseDurationSeconds: Math.ceil(leaseMs / 1000), acquireTime: new k8s.V1MicroTime(now), renewTime: new k8s.V1MicroTime(now), leaseTransitions: 0 },
+          spec: createdSpec(identity, leaseMs, now),
         },
       });
       return true;
     }
-    const spec = lease.spec ?? {};
-    const record = `${spec.holderIdentity ?? ''}|${String(spec.renewTime)}|${spec.leaseDurationSeconds}`;
-    if (this.observed?.record !== record) this.observed = { record, at: now };
-    const holder = spec.holderIdentity;
-    const durationMs = (spec.leaseDurationSeconds ?? Math.ceil(leaseMs / 1000)) * 1000;
-    const expired = !holder || now - this.observed.at > durationMs;
-    if (holder !== identity && !expired) return false;
-    lease.spec = {
-      ...spec,
-      holderIdentity: identity,
-      leaseDurationSeconds: Math.ceil(leaseMs / 1000),
-      renewTime: new k8s.V1MicroTime(now),
-      ...(holder !== identity ? { acquireTime: new k8s.V1MicroTime(now), leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
-    };
+    const expired = this.observer.expired(name, lease.spec, now, leaseMs);
+    if (lease.spec?.holderIdentity !== identity && !expired) return false;
+    lease.spec = heldSpec(lease.spec, identity, leaseMs, now);
     try {
       await this.api.replaceNamespacedLease({ name, namespace, body: lease });
       return true;

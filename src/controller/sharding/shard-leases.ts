@@ -6,7 +6,7 @@
  * Every `retryMs` a replica lists those Leases (one request), renews its
  * membership and the shards it holds, gives back shards above its fair share
  * and takes free ones up to it (plan.ts). Expiry is judged as leader election
- * judges it (leader.ts): a record seen unchanged for its lease duration on
+ * judges it (lease-record.ts): a record seen unchanged for its lease duration on
  * this replica's clock, never by comparing timestamps across machines. Every
  * write carries the resourceVersion it read, so two replicas cannot both take
  * a shard.
@@ -30,6 +30,7 @@ import { errorText } from '../status-writer.js';
 import { setLongTimeout, type LongTimer } from '../timers.js';
 import type { OperatorMetrics } from '../metrics.js';
 import { planShards } from './plan.js';
+import { createdSpec, heldSpec, LeaseObserver, releasedSpec } from '../lease-record.js';
 
 export const SHARD_SET_LABEL = 'kubetx.io/shard-set';
 export const LEASE_KIND_LABEL = 'kubetx.io/lease-kind';
@@ -69,8 +70,7 @@ const MEMBER_GC_DURATIONS = 5;
 
 export class ShardLeases {
   private readonly api: k8s.CoordinationV1Api;
-  /** Lease name → its record as last seen and when it was first seen so (local clock). */
-  private readonly observed = new Map<string, { record: string; at: number }>();
+  private readonly observer = new LeaseObserver();
   /** Shards we hold → when their Lease was last renewed. */
   private readonly owned = new Map<number, number>();
   /** Orphans taken above the fair share (plan.ts): given back first. */
@@ -100,10 +100,6 @@ export class ShardLeases {
   owns(shard: number): boolean {
     const renewed = this.owned.get(shard);
     return renewed !== undefined && this.now() - renewed <= this.opts.renewDeadlineMs;
-  }
-
-  ownedShards(): number[] {
-    return [...this.owned.keys()].sort((a, b) => a - b);
   }
 
   /** Runs the first round (so a lone replica starts with its shards), then one every retryMs. */
@@ -154,15 +150,8 @@ export class ShardLeases {
     const leases = await this.list();
     const now = this.now();
     const byName = new Map(leases.map((l) => [l.metadata?.name ?? '', l]));
-    const expired = (l: k8s.V1Lease) => {
-      const spec = l.spec ?? {};
-      const record = `${spec.holderIdentity ?? ''}|${String(spec.renewTime)}|${spec.leaseDurationSeconds}`;
-      const name = l.metadata?.name ?? '';
-      let seen = this.observed.get(name);
-      if (seen?.record !== record) this.observed.set(name, (seen = { record, at: now }));
-      return !spec.holderIdentity || now - seen.at > (spec.leaseDurationSeconds ?? Math.ceil(leaseMs / 1000)) * 1000;
-    };
-    for (const name of this.observed.keys()) if (!byName.has(name)) this.observed.delete(name);
+    const expired = (l: k8s.V1Lease) => this.observer.expired(l.metadata?.name ?? '', l.spec, now, leaseMs);
+    this.observer.keepOnly(new Set(byName.keys()));
 
     // Membership first: others learn of this replica from it.
     const memberName = memberLeaseName(prefix, identity);
@@ -176,7 +165,7 @@ export class ShardLeases {
         const count = l.metadata.annotations?.[SHARDS_ANNOTATION];
         if (count !== String(shards)) otherCounts.add(count ?? 'unknown');
       }
-      else if (now - (this.observed.get(l.metadata.name!)?.at ?? now) > MEMBER_GC_DURATIONS * leaseMs) {
+      else if (now - (this.observer.since(l.metadata.name!) ?? now) > MEMBER_GC_DURATIONS * leaseMs) {
         await this.api.deleteNamespacedLease({ name: l.metadata.name!, namespace: this.opts.namespace }).catch(() => undefined);
       }
     }
@@ -266,29 +255,20 @@ export class ShardLeases {
   /** Takes or renews a Lease for this replica; false when another writer got there first. */
   private async renewOrCreate(lease: k8s.V1Lease | undefined, name: string, kind: 'shard' | 'replica'): Promise<boolean> {
     const { namespace, identity, leaseMs, prefix } = this.opts;
-    const now = new k8s.V1MicroTime(this.now());
-    const leaseDurationSeconds = Math.ceil(leaseMs / 1000);
+    const now = this.now();
     try {
       if (!lease) {
         await this.api.createNamespacedLease({
           namespace,
           body: {
             metadata: { name, namespace, labels: { [SHARD_SET_LABEL]: prefix, [LEASE_KIND_LABEL]: kind }, annotations: { [SHARDS_ANNOTATION]: String(this.opts.shards) } },
-            spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+            spec: createdSpec(identity, leaseMs, now),
           },
         });
         return true;
       }
-      const spec = lease.spec ?? {};
-      const taking = spec.holderIdentity !== identity;
       lease.metadata = { ...lease.metadata, annotations: { ...lease.metadata?.annotations, [SHARDS_ANNOTATION]: String(this.opts.shards) } };
-      lease.spec = {
-        ...spec,
-        holderIdentity: identity,
-        leaseDurationSeconds,
-        renewTime: now,
-        ...(taking ? { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
-      };
+      lease.spec = heldSpec(lease.spec, identity, leaseMs, now);
       const updated = await this.api.replaceNamespacedLease({ name, namespace, body: lease });
       lease.metadata = updated.metadata;
       return true;
@@ -302,7 +282,7 @@ export class ShardLeases {
 
   private async release(lease: k8s.V1Lease): Promise<void> {
     if (lease.spec?.holderIdentity !== this.opts.identity) return;
-    lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new k8s.V1MicroTime(this.now()) };
+    lease.spec = releasedSpec(lease.spec, this.now());
     await this.api.replaceNamespacedLease({ name: lease.metadata!.name!, namespace: this.opts.namespace, body: lease });
   }
 }
