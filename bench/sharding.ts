@@ -21,6 +21,7 @@
  * Configurations run in alternating order (server 1, client 1, server 2, …)
  * so that drifting load on a shared machine spreads over both filters.
  */
+import { sleep } from '../src/controller/timers.js';
 import { startOperator, type OperatorProcess } from '../test/support/operator.js';
 import { cpuDelta, cpuMs, cpuSnapshot } from './lib/cpu.js';
 import { f0, f1, f2 } from './lib/format.js';
@@ -55,7 +56,6 @@ const CEILING_WARMUP_MS = 3_000;
 /** Each configuration's replicas are first measured with no load: their fixed cost (Lease rounds, timers, GC). */
 const IDLE_MS = Number(process.env.KUBETX_BENCH_SHARD_IDLE_MS ?? 10_000);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Filter = 'server' | 'client';
 

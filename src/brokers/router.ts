@@ -33,6 +33,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { sleep } from '../controller/timers.js';
 import { BrokerError } from './errors.js';
 import type { BrokerMessage } from './message.js';
 import { BrokerMetrics, type PublishResult } from './metrics.js';
@@ -182,7 +183,7 @@ export class BrokerRouter {
         if (e.reason === QUEUES_CLOSED && Date.now() < closedDeadline) {
           // A switch-back is closing the queues: learn the new route (or wait for the fence to lift).
           const now = await this.refreshRoute().catch(() => state);
-          if (now.route === 'redis') await new Promise((r) => setTimeout(r, 50));
+          if (now.route === 'redis') await sleep(50);
           continue;
         }
         this.count('redis', e.kind, started);
@@ -276,7 +277,7 @@ export class BrokerRouter {
       const deadline = Date.now() + this.closeWaitMs;
       let drained = await redis.drained(this.opts.groups).catch(() => false);
       while (!drained && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
         drained = await redis.drained(this.opts.groups).catch(() => false);
       }
       if (!drained) return;

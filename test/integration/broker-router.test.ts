@@ -25,6 +25,7 @@ import { AckPolicy, jetstream, jetstreamManager, StorageType, type JetStreamMana
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
+import { sleep } from '../../src/controller/timers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BrokerError,
@@ -65,8 +66,6 @@ interface Sent {
   at: number;
   ack: PublishAck;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('broker router: NATS JetStream, failover to sharded Redis, shared switch', () => {
   let kc: k8s.KubeConfig;

@@ -28,6 +28,7 @@ import {
   templateChart,
   type K8sObject,
   type Rendered,
+  DEFAULT_OBJECTS,
 } from '../support/chart.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
@@ -106,22 +107,7 @@ describe('chart: lint, render, schema', () => {
 
   it('default values: ServiceAccount, ClusterRole(+Binding), Lease Role(+Binding), Deployment, metrics Service — hardened and wired to the flags', () => {
     const r = renderChart({ release: 'kubetx', namespace: 'kubetx-system' });
-    expect(r.objects.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
-      'ClusterRole/kubetx',
-      'ClusterRole/kubetx-edit',
-      'ClusterRole/kubetx-view',
-      'ClusterRoleBinding/kubetx',
-      'CustomResourceDefinition/distributedtransactions.kubetx.io',
-      'Deployment/kubetx',
-      'MutatingAdmissionPolicy/kubetx-finalizer',
-      'MutatingAdmissionPolicyBinding/kubetx-finalizer',
-      'Role/kubetx-leader-election',
-      'RoleBinding/kubetx-leader-election',
-      'Service/kubetx-metrics',
-      'ServiceAccount/kubetx',
-      'ValidatingAdmissionPolicy/kubetx-status-guard',
-      'ValidatingAdmissionPolicyBinding/kubetx-status-guard',
-    ]);
+    expect(r.objects.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(DEFAULT_OBJECTS);
     const d = r.one<{ spec: k8s.V1DeploymentSpec }>('Deployment');
     expect(d.spec.replicas).toBe(2);
     const pod = d.spec.template.spec!;

@@ -33,6 +33,7 @@ import {
   templateChart,
   type K8sObject,
   type Rendered,
+  DEFAULT_OBJECTS,
 } from '../support/chart.js';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
@@ -159,22 +160,7 @@ describe('chart: sharding and API Priority and Fairness values', () => {
   it('sharding off renders what it rendered before: --leader-elect, the leader-election Role, the same objects; the new values are inert', () => {
     const r = renderChart({ release: 'kubetx', namespace: 'kubetx-system' });
     expect(operatorContainer(r).args).toEqual(defaultArgs);
-    expect(r.objects.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
-      'ClusterRole/kubetx',
-      'ClusterRole/kubetx-edit',
-      'ClusterRole/kubetx-view',
-      'ClusterRoleBinding/kubetx',
-      'CustomResourceDefinition/distributedtransactions.kubetx.io',
-      'Deployment/kubetx',
-      'MutatingAdmissionPolicy/kubetx-finalizer',
-      'MutatingAdmissionPolicyBinding/kubetx-finalizer',
-      'Role/kubetx-leader-election',
-      'RoleBinding/kubetx-leader-election',
-      'Service/kubetx-metrics',
-      'ServiceAccount/kubetx',
-      'ValidatingAdmissionPolicy/kubetx-status-guard',
-      'ValidatingAdmissionPolicyBinding/kubetx-status-guard',
-    ]);
+    expect(r.objects.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(DEFAULT_OBJECTS);
     const lease = r.one<{ rules: Rule[] }>('Role', 'kubetx-leader-election');
     expect([...permissions(lease.rules)].sort()).toEqual([...permissions(leaderElectionRules('kubetx-leader'))].sort());
     expect(parseFlags(operatorContainer(r).args ?? [], {})).toMatchObject({ leaderElect: true, leaderElectionId: 'kubetx-leader', leaderElectionNamespace: 'kubetx-system' });

@@ -13,12 +13,12 @@ import { clearFaults, setFault } from '../../examples/payment/faults.js';
 import { dbPathIn } from '../../examples/payment/db.js';
 import type { DistributedTransaction } from '../../src/api/types.js';
 import { serviceAccountKubeconfig } from '../support/chart.js';
+import { runEntry, TSX, type CliResult } from '../support/cli.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { startOperator, type OperatorProcess } from '../support/operator.js';
 import { payOrder, startPayment, transactions, type PaymentServices } from '../support/payment.js';
 
 const root = join(import.meta.dirname, '../..');
-const TSX = join(root, 'node_modules/tsx/dist/cli.mjs');
 
 let kc: k8s.KubeConfig;
 let ns: string;
@@ -29,19 +29,7 @@ let operator: OperatorProcess;
 let txs: ReturnType<typeof transactions>;
 let nextOrder = 7000;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function exec(entry: string, args: string[], kubeconfig = kubeconfigPath()): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [TSX, join(root, entry), '--kubeconfig', kubeconfig, ...args], { cwd: root, timeout: 90_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const exec = (entry: string, args: string[], kubeconfig = kubeconfigPath()) => runEntry(entry, args, kubeconfig);
 const dtx = (...args: string[]) => exec('src/cli/kubectl-dtx.ts', args);
 
 async function committed(name: string, namespace: string, labels: Record<string, string> = {}): Promise<DistributedTransaction> {
@@ -154,7 +142,7 @@ describe('kubectl dtx get -w on a terminal', () => {
   it('draws the per-branch view (clear screen, redraw) and exits at the final phase', async () => {
     // script(1) gives the CLI a pseudo-terminal for stdout.
     const cmd = [process.execPath, TSX, join(root, 'src/cli/kubectl-dtx.ts'), 'get', 'beta', '-w', '-n', ns, '--kubeconfig', kubeconfigPath()].map((a) => `'${a}'`).join(' ');
-    const r = await new Promise<Result>((resolve) =>
+    const r = await new Promise<CliResult>((resolve) =>
       execFile('script', ['-qec', cmd, '/dev/null'], { cwd: root, timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr })),
     );
     expect(r.code, r.stderr).toBe(0);

@@ -23,8 +23,6 @@
  *   - a replica frozen past its renew deadline (but not past the lease) is
  *     fenced, renews late, and resumes what arrived meanwhile (not at the resync).
  */
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { DistributedTransaction } from '../../src/api/types.js';
 import { shardOfUid } from '../../src/controller/sharding/hash-range.js';
@@ -32,6 +30,7 @@ import { HistoryRecorder } from '../chaos/history.js';
 import { checkHistories, checkPayments } from '../chaos/invariants.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { startHangingParticipant, type HangingParticipant } from '../support/hanging-participant.js';
+import { runEntry } from '../support/cli.js';
 import { counterValue } from '../support/operator.js';
 import { startPayment, transactions, type PaymentServices } from '../support/payment.js';
 import { OK, startScriptedParticipant, type ScriptedParticipant } from '../support/scripted-participant.js';
@@ -284,13 +283,7 @@ describe('sharded replicas, server filter: joining, fencing, one shard', () => {
   it('kubectl dtx shards shows who holds which shard, from the Leases', async () => {
     const { set: s, balanced } = await replicas('cli', 4, 'r1', 'r2');
     expect(balanced.counts).toEqual({ r1: 2, r2: 2 });
-    const root = join(import.meta.dirname, '../..');
-    const dtx = (...args: string[]) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-        execFile(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), join(root, 'src/cli/kubectl-dtx.ts'), '--kubeconfig', kubeconfigPath(), ...args], { cwd: root, timeout: 60_000 }, (err, stdout, stderr) =>
-          resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-        ),
-      );
+    const dtx = (...args: string[]) => runEntry('src/cli/kubectl-dtx.ts', args, kubeconfigPath(), 60_000);
     const leaseNs = s.leaseNamespace;
     const text = await dtx('shards', '-n', leaseNs, '--prefix', s.prefix);
     expect(text.code, text.stderr).toBe(0);

@@ -16,6 +16,24 @@ export const chartDir = join(repoRoot, 'charts/kubetx');
 /** The server version the chart is rendered for (the test control plane's). */
 export const kubeVersion = 'v1.37.2';
 
+/** What `helm template` of release "kubetx" renders with the default values, as "Kind/name", sorted. */
+export const DEFAULT_OBJECTS = [
+  'ClusterRole/kubetx',
+  'ClusterRole/kubetx-edit',
+  'ClusterRole/kubetx-view',
+  'ClusterRoleBinding/kubetx',
+  'CustomResourceDefinition/distributedtransactions.kubetx.io',
+  'Deployment/kubetx',
+  'MutatingAdmissionPolicy/kubetx-finalizer',
+  'MutatingAdmissionPolicyBinding/kubetx-finalizer',
+  'Role/kubetx-leader-election',
+  'RoleBinding/kubetx-leader-election',
+  'Service/kubetx-metrics',
+  'ServiceAccount/kubetx',
+  'ValidatingAdmissionPolicy/kubetx-status-guard',
+  'ValidatingAdmissionPolicyBinding/kubetx-status-guard',
+];
+
 export interface Run {
   status: number | null;
   stdout: string;

@@ -8,19 +8,11 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { UsageError, type Verb } from '../context.js';
-import { serialize } from '../output.js';
+import { age, serialize, table } from '../output.js';
 import { LEASE_KIND_LABEL, SHARD_SET_LABEL, SHARDS_ANNOTATION } from '../../controller/sharding/shard-leases.js';
 
-const age = (t: Date | string | undefined, now: Date) => {
-  if (!t) return '<none>';
-  const s = Math.max(0, Math.round((now.getTime() - new Date(t).getTime()) / 1000));
-  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
-};
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n');
-}
+/** A renewTime as `age` takes it; a Lease that names none (never renewed) shows <none>. */
+const renewedAge = (t: Date | undefined, now: Date) => (t ? age(new Date(t).toISOString(), now) : '<none>');
 
 export const shards: Verb = {
   usage: 'shards [-n OPERATOR-NAMESPACE] [--prefix NAME] [-o json|yaml]',
@@ -33,10 +25,11 @@ export const shards: Verb = {
     const index = (l: k8s.V1Lease) => Number(/-(\d+)$/.exec(l.metadata?.name ?? '')?.[1] ?? -1);
     const shardLeases = leases.filter((l) => l.metadata?.labels?.[LEASE_KIND_LABEL] === 'shard').sort((a, b) => index(a) - index(b));
     const members = leases.filter((l) => l.metadata?.labels?.[LEASE_KIND_LABEL] === 'replica').sort((a, b) => (a.spec?.holderIdentity ?? '').localeCompare(b.spec?.holderIdentity ?? ''));
+    const heldBy = (identity: string | undefined) => (identity ? shardLeases.filter((l) => l.spec?.holderIdentity === identity).length : 0);
     if (output) {
       const view = {
         shards: shardLeases.map((l) => ({ shard: index(l), holder: l.spec?.holderIdentity ?? null, renewTime: l.spec?.renewTime ?? null, transitions: l.spec?.leaseTransitions ?? 0, shardCount: Number(l.metadata?.annotations?.[SHARDS_ANNOTATION] ?? 0) || null })),
-        replicas: members.map((l) => ({ identity: l.spec?.holderIdentity ?? null, renewTime: l.spec?.renewTime ?? null, shards: shardLeases.filter((s) => s.spec?.holderIdentity === l.spec?.holderIdentity).length })),
+        replicas: members.map((l) => ({ identity: l.spec?.holderIdentity ?? null, renewTime: l.spec?.renewTime ?? null, shards: heldBy(l.spec?.holderIdentity) })),
       };
       ctx.out(serialize(view, output as 'json' | 'yaml'));
       return 0;
@@ -46,9 +39,9 @@ export const shards: Verb = {
       return 1;
     }
     const now = ctx.now();
-    ctx.out(table([['SHARD', 'HOLDER', 'RENEWED', 'TRANSITIONS'], ...shardLeases.map((l) => [String(index(l)), l.spec?.holderIdentity || '<none>', age(l.spec?.renewTime, now), String(l.spec?.leaseTransitions ?? 0)])]));
+    ctx.out(table([['SHARD', 'HOLDER', 'RENEWED', 'TRANSITIONS'], ...shardLeases.map((l) => [String(index(l)), l.spec?.holderIdentity || '<none>', renewedAge(l.spec?.renewTime, now), String(l.spec?.leaseTransitions ?? 0)])]).join('\n'));
     ctx.out('');
-    ctx.out(table([['REPLICA', 'SHARDS', 'RENEWED'], ...members.map((l) => [l.spec?.holderIdentity ?? '<none>', String(shardLeases.filter((s) => s.spec?.holderIdentity && s.spec.holderIdentity === l.spec?.holderIdentity).length), age(l.spec?.renewTime, now)])]));
+    ctx.out(table([['REPLICA', 'SHARDS', 'RENEWED'], ...members.map((l) => [l.spec?.holderIdentity ?? '<none>', String(heldBy(l.spec?.holderIdentity)), renewedAge(l.spec?.renewTime, now)])]).join('\n'));
     return 0;
   },
 };
