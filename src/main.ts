@@ -32,6 +32,11 @@ import type { AddressRules } from './participants/address-policy.js';
 import { startTracing, tracingSettings } from './tracing/tracing.js';
 import { ShardLeases } from './controller/sharding/shard-leases.js';
 import { serverFiltersShards } from './controller/sharding/filter-probe.js';
+import { startBrokerDelivery, type BrokerDeliveryRuntime } from './brokers/connect.js';
+import { routeEventRecorder } from './brokers/route-events.js';
+import { BrokerError } from './brokers/errors.js';
+import { KeyLanes } from './participants/key-lanes.js';
+import type { BrokerDeliveryDeps } from './participants/broker-delivery.js';
 
 async function main(): Promise<void> {
   let flags: OperatorFlags;
@@ -86,6 +91,15 @@ async function main(): Promise<void> {
   const tracing = await startTracing(tracingSettings(flags.tracing, process.env), logger);
   const recorder = new EventRecorder(kc, logger, flags.identity, now, { onResult: (result) => metrics.events.inc({ result }) });
   const events = withEventLevel(recorder, flags.events, () => metrics.events.inc({ result: 'skipped' }));
+  // Broker delivery (--nats-url): started once this replica may work (after the election); until then a publish fails unavailable.
+  let brokerRuntime: BrokerDeliveryRuntime | undefined;
+  const broker: BrokerDeliveryDeps | undefined = flags.broker
+    ? {
+        subjectPrefix: flags.broker.subjectPrefix,
+        lanes: new KeyLanes(),
+        publisher: { publish: (m) => (brokerRuntime ? brokerRuntime.router.publish(m) : Promise.reject(new BrokerError('unavailable', 'nats', 'NotStarted', 'broker delivery has not started yet'))) },
+      }
+    : undefined;
   const reconciler = new Reconciler({
     calls,
     tracing,
@@ -109,6 +123,7 @@ async function main(): Promise<void> {
       maxCallTimeoutMs: flags.maxCallTimeoutMs,
       parseDuration,
       limiter,
+      broker,
     },
     events,
     metrics,
@@ -171,6 +186,7 @@ async function main(): Promise<void> {
     await tracing.shutdown().catch(() => undefined);
     await elector?.release();
     await shardLeases?.leases.stop().catch(() => undefined);
+    await brokerRuntime?.stop().catch(() => undefined);
     pool.close();
     process.exit(0);
   };
@@ -184,6 +200,18 @@ async function main(): Promise<void> {
   } else metrics.leader.set(1);
   if (stopping) return;
   await Promise.all([tlsSecretCache?.start(), payloadSecretCache?.start(), services.start()]);
+  if (flags.broker) {
+    const namespace = flags.leaderElectionNamespace;
+    brokerRuntime = await startBrokerDelivery({
+      settings: flags.broker,
+      kubeConfig: kc,
+      namespace,
+      identity: flags.identity,
+      logger: logger.child({ component: 'broker' }),
+      registry: metrics.registry,
+      onFlip: routeEventRecorder({ kubeConfig: kc, namespace, configMap: flags.broker.routeConfigMap, identity: flags.identity, logger }),
+    });
+  }
   // The first round takes this replica's shards, so the manager starts with their watches.
   await shardLeases?.leases.start();
   await manager.start();

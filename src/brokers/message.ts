@@ -26,6 +26,8 @@ export interface BrokerMessage {
   readonly transaction: string;
   /** The payload's JSON, UTF-8 encoded, ≤ MAX_DATA_BYTES. */
   readonly data: Uint8Array;
+  /** NATS only: the JetStream stream that must store it (JetStream's expected-stream check); the publisher's default when unset. */
+  readonly stream?: string;
 }
 
 export const HEADER_MSG_ID = 'Nats-Msg-Id';

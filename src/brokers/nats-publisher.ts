@@ -77,7 +77,7 @@ export class NatsPublisher {
         msgID: msg.id, // the Nats-Msg-Id header (message.ts HEADER_MSG_ID)
         headers: h,
         timeout: this.timeoutMs,
-        ...(this.opts.stream ? { expect: { streamName: this.opts.stream } } : {}),
+        ...((msg.stream ?? this.opts.stream) ? { expect: { streamName: msg.stream ?? this.opts.stream } } : {}),
       });
       return { via: 'nats', stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {

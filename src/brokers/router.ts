@@ -56,7 +56,8 @@ export interface RouterStatus {
 }
 
 export interface BrokerRouterOptions {
-  nats: NatsPublisher;
+  /** What publishes to NATS and answers the recovery probe (a NatsPublisher, or connect.ts's lazily connected one). */
+  nats: Pick<NatsPublisher, 'publish' | 'probe'>;
   redis: RedisQueues;
   /** Started and stopped by the router. */
   routeSwitch: RouteSwitch;

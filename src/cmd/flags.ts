@@ -9,6 +9,7 @@ import { parseDuration, type CheckTimeoutAction } from '../engine/index.js';
 import { parseCidr, splitHostPort, type Cidr } from '../participants/address-policy.js';
 import { EVENT_LEVELS, type EventLevel } from '../controller/event-level.js';
 import { QUEUE_DEFAULTS } from '../controller/rate-limiter.js';
+import { brokerOptions, brokerUsage, parseBrokerFlags, type BrokerFlags } from './broker-flags.js';
 
 export interface OperatorFlags {
   kubeconfig?: string;
@@ -64,6 +65,8 @@ export interface OperatorFlags {
   messageCheckTimeoutAction: CheckTimeoutAction;
   /** --tracing: export spans by OTLP (also on with OTEL_TRACES_EXPORTER=otlp; see src/tracing/tracing.ts). */
   tracing: boolean;
+  /** --nats-url and the other broker flags (broker-flags.ts); undefined = broker delivery off. */
+  broker?: BrokerFlags;
 }
 
 export const usage = `kubetx operator
@@ -113,7 +116,7 @@ export const usage = `kubetx operator
   --stall-after DUR                 ... or once a branch has been failing this long after the phase began (default 10m)
   --tracing                         export OpenTelemetry spans by OTLP/HTTP, configured by the OTEL_* variables
                                     (default false; OTEL_TRACES_EXPORTER=otlp also turns it on, OTEL_SDK_DISABLED=true off)
-`;
+${brokerUsage}`;
 
 export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorFlags {
   const { values } = parseArgs({
@@ -158,6 +161,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       events: { type: 'string', default: 'warnings' },
       'stall-after': { type: 'string', default: '10m' },
       tracing: { type: 'boolean', default: false },
+      ...brokerOptions,
       help: { type: 'boolean', default: false },
     },
   });
@@ -264,6 +268,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     events: values.events as EventLevel,
     stallAfterMs: duration('stall-after', values['stall-after']),
     tracing: values.tracing,
+    broker: parseBrokerFlags(values, duration),
   };
   if (flags.defaultCallTimeoutMs > flags.maxCallTimeoutMs) {
     throw new Error(`--default-call-timeout (${values['default-call-timeout']}) must not exceed --max-call-timeout (${values['max-call-timeout']})`);

@@ -103,7 +103,7 @@ export class Reconciler {
     const pendingRequest = hasPendingRequest(tx);
     if (finalPhases.has(tx.status?.phase ?? '') && !pendingRequest) return this.expireFinished(tx, log);
 
-    const invalid = findSpecViolation(tx, this.deps.caller.policy, this.deps.caller.services);
+    const invalid = findSpecViolation(tx, this.deps.caller.policy, this.deps.caller.services, this.deps.caller.broker);
     if (invalid && !tx.status?.decision && tx.status?.phase !== 'Failed') return this.refuseInvalid(tx, invalid, log);
     if (invalid && !tx.status?.decision && !pendingRequest) return { kind: 'done' };
     if (needsFinalizer(tx)) {
@@ -324,6 +324,8 @@ const refusalTitle: Record<SpecViolation['reason'], string> = {
   InvalidEndpoint: 'invalid endpoint',
   PayloadTooLarge: 'payload too large',
   PayloadTooDeep: 'payload too deep',
+  InvalidBroker: 'invalid broker destination',
+  BrokerNotConfigured: 'no broker configured',
 };
 
 /** A retry/abort annotation whose value the status has not acknowledged yet. */

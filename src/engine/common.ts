@@ -1,5 +1,5 @@
 /** Pieces every mode's state machine uses alike. */
-import type { BranchState, BranchStatus, Decision, DistributedTransaction, Phase, TransactionStatus } from '../api/types.js';
+import type { BranchState, BranchStatus, BrokerDelivery, Decision, DistributedTransaction, Phase, TransactionStatus } from '../api/types.js';
 import { retryDelayMs, type ResolvedRetryPolicy } from './backoff.js';
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import type { CallOutcome, EventIntent, Method, OutcomeKind, StepInput, StepOutput } from './types.js';
@@ -87,7 +87,27 @@ export function normalizeBranchStatus(name: string, raw: unknown, states: Readon
   if (next) b.nextAttemptTime = next;
   if (keepResult && typeof r.result === 'string') b.result = r.result;
   if (r.endpointMisconfigured === true) b.endpointMisconfigured = true;
+  const delivery = normalizeDelivery(r.delivery);
+  if (delivery) b.delivery = delivery;
   return b;
+}
+
+const DELIVERY_ROUTES: ReadonlySet<string> = new Set(['nats', 'redis']);
+
+/**
+ * A broker's ack as the engine keeps it (status.branches[].delivery), or
+ * undefined when `raw` is not one: the route, the stream and the sequence,
+ * bounded as the CRD bounds them. From a stored status or a call's outcome.
+ */
+export function normalizeDelivery(raw: unknown): BrokerDelivery | undefined {
+  if (!raw || typeof raw !== 'object') return undefined;
+  const r = raw as Record<string, unknown>;
+  if (typeof r.route !== 'string' || !DELIVERY_ROUTES.has(r.route)) return undefined;
+  if (typeof r.stream !== 'string' || r.stream === '' || r.stream.length > 512) return undefined;
+  if (typeof r.sequence !== 'string' || r.sequence === '' || r.sequence.length > 64) return undefined;
+  const d: BrokerDelivery = { route: r.route as BrokerDelivery['route'], stream: r.stream, sequence: r.sequence };
+  if (r.duplicate === true) d.duplicate = true;
+  return d;
 }
 
 /**

@@ -48,7 +48,7 @@ import { abortAccepted, abortRefused, stepWithIntervention, type InterventionMod
 import { boundedText, iso, parseTime, truncate, validTime } from './text.js';
 import { startTimeOf } from './start-time.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { basicStatus, countAttempt, dedupeOutcomes, resetForNewMethod, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, countAttempt, dedupeOutcomes, resetForNewMethod, failedAt, normalizeBranchStatus, normalizeDelivery, type Outcomes, refuseBadClock, restoreBasics, scheduleRetry, succeededFor, unchanged, warning } from './common.js';
 
 /** The branch name of the CheckPrepared call (not a valid DNS label, so never a real branch). */
 export const SOURCE_BRANCH = '@source';
@@ -316,6 +316,8 @@ function applyOutcome(w: Work, o: CallOutcome): void {
     b.state = 'Delivered';
     delete b.nextAttemptTime;
     delete b.lastError;
+    const delivery = normalizeDelivery(o.delivery);
+    if (delivery) b.delivery = delivery;
     return;
   }
   // Any failure of Deliver (refused included: it is no business "no") is retried.

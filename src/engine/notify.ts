@@ -31,7 +31,7 @@ import { stepWithIntervention, type InterventionMode } from './intervention.js';
 import { boundedText, iso, parseTime, truncate } from './text.js';
 import { startTimeOf } from './start-time.js';
 import type { Call, CallOutcome, EventIntent, Step, StepInput, StepOutput } from './types.js';
-import { basicStatus, callFailed, countAttempt, dedupeOutcomes, failedAt, normalizeBranchStatus, type Outcomes, refuseBadClock, restoreBasics, succeededFor, unchanged, warning } from './common.js';
+import { basicStatus, callFailed, countAttempt, dedupeOutcomes, failedAt, normalizeBranchStatus, normalizeDelivery, type Outcomes, refuseBadClock, restoreBasics, succeededFor, unchanged, warning } from './common.js';
 
 export const DEFAULT_NOTIFY_SCHEDULE: readonly string[] = ['1s', '5s', '15s', '30s', '1m', '5m', '15m', '30m', '1h'];
 export const DEFAULT_NOTIFY_MAX_ATTEMPTS = 50;
@@ -207,6 +207,8 @@ function applyOutcome(w: Work, o: CallOutcome): void {
   if (o.kind === 'ok') {
     b.state = 'Delivered';
     delete b.lastError;
+    const delivery = normalizeDelivery(o.delivery);
+    if (delivery) b.delivery = delivery;
     return;
   }
   failed(w, b, boundedText(o.message, o.kind === 'timeout' ? 'call timed out' : 'call failed'), failedAt(w.now, b.lastAttemptTime, o));

@@ -45,8 +45,12 @@ const MUST_SUCCEED: Record<string, Method> = {
 /** Branch states after which nothing is called on the branch in the current phase. */
 const SETTLED: ReadonlySet<string> = new Set(['Refused', 'Confirmed', 'Cancelled', 'Compensated', 'Delivered', 'Exhausted']);
 
-/** Errors no retry fixes until someone changes the participant or its endpoint (src/participants/classify.ts writes them). */
-const PERMANENT = /^(EndpointMisconfigured|INVALID_ARGUMENT)\b/;
+/**
+ * Errors no retry fixes until someone changes the participant or its endpoint (src/participants/classify.ts
+ * writes them), or the broker's configuration (BrokerRejected: src/participants/broker-delivery.ts).
+ */
+const PERMANENT = /^(EndpointMisconfigured|INVALID_ARGUMENT|BrokerRejected)\b/;
+const PERMANENT_REASONS: Record<string, string> = { EndpointMisconfigured: 'EndpointMisconfigured', INVALID_ARGUMENT: 'InvalidArgument', BrokerRejected: 'BrokerRejected' };
 
 interface Failing {
   branch: BranchStatus;
@@ -81,7 +85,7 @@ export function withStalled(input: StepInput, out: StepOutput, options: StallOpt
   }
 
   const worst = (stalled.length > 0 ? stalled : failing)[0]!;
-  const reason = worst.permanent ? (worst.branch.lastError!.startsWith('INVALID_ARGUMENT') ? 'InvalidArgument' : 'EndpointMisconfigured') : 'CallsFailing';
+  const reason = worst.permanent ? (PERMANENT_REASONS[PERMANENT.exec(worst.branch.lastError!)![1]!] ?? 'EndpointMisconfigured') : 'CallsFailing';
   const startedAt = wasStalled ? prevStalled.lastTransitionTime : iso(now);
   const message = stallMessage(worst, failing.length, method, iso(since));
   const next = withCondition(out, { status: 'True', reason, message }, now, startedAt);
@@ -106,9 +110,14 @@ function failingBranches(status: TransactionStatus): Failing[] {
 
 function stallMessage(f: Failing, failingCount: number, method: Method, since: string): string {
   const others = failingCount > 1 ? ` (${failingCount - 1} other branch(es) failing too)` : '';
-  const fix = f.permanent
-    ? 'fix the participant or spec.branches[].endpoint; kubetx keeps retrying'
-    : 'kubetx keeps retrying; check that the participant is up and reachable';
+  const broker = /^Broker(Rejected|Unavailable)\b/.test(f.branch.lastError ?? '');
+  const fix = broker
+    ? f.permanent
+      ? 'fix spec.branches[].broker or the broker (a JetStream stream must capture the subject); kubetx keeps retrying'
+      : 'kubetx keeps retrying; check that NATS (and, failed over, Redis) is up: kubectl dtx broker status'
+    : f.permanent
+      ? 'fix the participant or spec.branches[].endpoint; kubetx keeps retrying'
+      : 'kubetx keeps retrying; check that the participant is up and reachable';
   const times = f.failures === 1 ? '1 time' : `${f.failures} times`;
   return truncate(`branch ${f.branch.name}: ${method} failed ${times} since ${since}${others}: ${f.branch.lastError}; ${fix}`);
 }

@@ -12,7 +12,7 @@
  * until a step returns no calls; then it persists the status if it changed and
  * requeues after `requeueAfterMs`.
  */
-import type { BranchSpec, DistributedTransaction, TransactionStatus } from '../api/types.js';
+import type { BranchSpec, BrokerDelivery, DistributedTransaction, TransactionStatus } from '../api/types.js';
 
 /** CheckPrepared asks the message source (spec.message.source); its Call uses the reserved branch name "@source". */
 export type Method = 'Try' | 'Confirm' | 'Cancel' | 'Execute' | 'Compensate' | 'Deliver' | 'CheckPrepared';
@@ -53,6 +53,8 @@ export interface CallOutcome {
    * transaction is marked Stalled at once.
    */
   reason?: 'EndpointMisconfigured' | 'InvalidArgument';
+  /** Deliver on a broker branch, when kind is ok: where the broker stored the message (kept in the branch's status). */
+  delivery?: BrokerDelivery;
 }
 
 /** Something worth a Kubernetes Event; the controller aggregates repeats. */

@@ -20,6 +20,7 @@ import { BRANCH_METHOD_PATHS } from './method-path.js';
 import { dial, type DialDeps } from './dial.js';
 import { payloadBytes, type PayloadSecrets } from './payload-secret.js';
 import type { EndpointLimiter } from './endpoint-limiter.js';
+import { publishBranch, type BrokerDeliveryDeps } from './broker-delivery.js';
 
 const maxDataBytes = 4096;
 
@@ -36,6 +37,8 @@ export interface CallerDeps extends DialDeps {
   payloadSecrets?: PayloadSecrets;
   /** --max-call-timeout: no call waits longer than this, whatever its branch's callTimeout says. */
   maxCallTimeoutMs?: number;
+  /** Broker delivery (--nats-url): Deliver on a branch with spec.branches[].broker publishes here. */
+  broker?: BrokerDeliveryDeps;
 }
 
 export interface CallObservation extends CallOutcome {
@@ -122,6 +125,8 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
   const index = tx.spec.branches.findIndex((b) => b.name === call.branch);
   const branch = tx.spec.branches[index];
   if (!branch) return done('retryable', `no branch named ${call.branch} in spec`);
+  if (branch.broker) return deliverToBroker(deps, tx, index, call, done, signal);
+  if (!branch.endpoint) return done('retryable', `spec.branches[${index}]: no endpoint`);
   try {
     const { client, slot } = await dial(deps, branch.endpoint, tx.metadata.namespace, `spec.branches[${index}].endpoint`);
     const request: BranchRequest = {
@@ -159,6 +164,23 @@ export async function callParticipant(deps: CallerDeps, tx: DistributedTransacti
     // policy case is caught before any call by the reconciler.
     return done('retryable', (err as Error).message.slice(0, 512));
   }
+}
+
+/** Deliver on a broker branch: a publish instead of a gRPC call (broker-delivery.ts). */
+async function deliverToBroker(
+  deps: CallerDeps,
+  tx: DistributedTransaction,
+  index: number,
+  call: Call,
+  done: (kind: CallOutcome['kind'], message?: string, data?: string) => CallObservation,
+  signal: AbortSignal | undefined,
+): Promise<CallObservation> {
+  if (call.method !== 'Deliver') return done('retryable', `spec.branches[${index}].broker: a broker branch takes only Deliver, not ${call.method}`);
+  if (!deps.broker) return done('retryable', `spec.branches[${index}].broker: this operator has no broker configured (--nats-url)`);
+  const deadline = Date.now() + callTimeoutMs(deps, tx.spec.branches[index]!.callTimeout);
+  const r = await publishBranch(deps.broker, tx, index, call, deadline, signal, deps.payloadSecrets);
+  if (r.kind === 'ok') return { ...done('ok', r.message), delivery: r.delivery };
+  return { ...done(r.kind, r.message), code: r.code };
 }
 
 /** "/kubetx.v1alpha1.TccParticipant/Try" → "kubetx.v1alpha1.TccParticipant". */

@@ -112,7 +112,7 @@ async function payAndWait(file: Parameters<typeof fromManifest>[0]): Promise<{ t
   await target.addOrders([orderId]);
   const before = await target.ledgers();
   const created = fromManifest(file, target.namespace, orderId);
-  expect(created.spec.branches.every((b) => b.endpoint.service && b.endpoint.address === undefined)).toBe(true);
+  expect(created.spec.branches.every((b) => b.endpoint?.service && b.endpoint.address === undefined)).toBe(true);
   await txs.create(created);
   const tx = await eventually(`${created.metadata.name} to finish`, async () => {
     const t = await txs.get(target.namespace, created.metadata.name);
