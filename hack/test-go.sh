@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Go SDK's (and examples/bank-go's) checks, as CI runs them: server binaries present (MariaDB and
-# PostgreSQL; the tests start throwaway servers from them and FAIL when they
-# are missing), gofmt clean, go vet, then every test against the real servers.
+# PostgreSQL, nats-server and redis-server for the broker tests; the tests start
+# throwaway servers from them and FAIL when they are missing), gofmt clean,
+# go vet, then every test against the real servers.
 # Prints how long it took. Extra arguments go to `go test` (e.g. -run Race -v).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +15,10 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 bash hack/mariadb.sh >/dev/null
 bash hack/postgres.sh
+# sdk/go/broker's tests (internal/testbroker) start these two.
+NATS_SERVER_BIN=$(bash hack/nats.sh)
+REDIS_BIN=$(dirname "$(bash hack/redis.sh)")
+export NATS_SERVER_BIN REDIS_BIN
 
 # The SDK and the Go example (its own module, built against ../../sdk/go by a replace).
 unformatted=$(gofmt -l sdk/go examples/bank-go)

@@ -42,8 +42,6 @@ export interface BrokerSettings {
   recoverAfterMs: number;
   probeMs: number;
   routeConfigMap: string;
-  /** Consumer groups that must drain Redis before switching back; empty = every group found. */
-  drainGroups: string[];
 }
 
 export interface BrokerDeliveryRuntime {
@@ -93,7 +91,6 @@ export async function startBrokerDelivery(o: StartBrokerOptions): Promise<Broker
     failureWindowMs: s.failureWindowMs,
     recoverAfterMs: s.recoverAfterMs,
     probeMs: s.probeMs,
-    ...(s.drainGroups.length > 0 ? { groups: s.drainGroups } : {}),
     registry: o.registry,
     logger,
     onFlip: (from, to) => o.onFlip?.(from, to, routeSwitch.current()),

@@ -4,6 +4,7 @@
  * `kubectl dtx broker status` show when and why delivery moved. Written by the
  * replica that flipped; a failure to record it is logged, never fatal.
  */
+import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Route, RouteState } from './route-switch.js';
@@ -28,7 +29,8 @@ export function routeEventRecorder(o: RouteEventOptions): (from: Route, to: Rout
       .createNamespacedEvent({
         namespace: o.namespace,
         body: {
-          metadata: { generateName: `${o.configMap}.`, namespace: o.namespace },
+          // Named as client-go names Events (<object>.<unique hex>); generateName's suffix would follow a trailing '.', which names may not end in.
+          metadata: { name: `${o.configMap}.${now.toString(16)}${randomBytes(2).toString('hex')}`, namespace: o.namespace },
           eventTime: new k8s.V1MicroTime(now),
           reportingController: 'kubetx.io/operator',
           reportingInstance: o.identity,

@@ -28,8 +28,6 @@ export const brokerUsage = `  --nats-url URL[,URL]              deliver Message/
   --broker-recover-after DUR        NATS healthy this long (and Redis drained) before switching back (default 10s)
   --broker-probe-interval DUR       probe NATS this often while on Redis (default 1s)
   --broker-route-configmap NAME     the shared switch, in --leader-election-namespace (default ${DEFAULT_ROUTE_CONFIGMAP})
-  --broker-drain-groups a,b         Redis consumer groups that must have consumed everything before switching back
-                                    (default: every group found on the streams)
 `;
 
 export const brokerOptions = {
@@ -47,7 +45,6 @@ export const brokerOptions = {
   'broker-recover-after': { type: 'string', default: '10s' },
   'broker-probe-interval': { type: 'string', default: '1s' },
   'broker-route-configmap': { type: 'string', default: DEFAULT_ROUTE_CONFIGMAP },
-  'broker-drain-groups': { type: 'string', default: '' },
 } as const;
 
 type WithDefault = { [K in keyof typeof brokerOptions]: (typeof brokerOptions)[K] extends { default: string } ? K : never }[keyof typeof brokerOptions];
@@ -101,7 +98,6 @@ export function parseBrokerFlags(values: Values, duration: (flag: string, v: str
     recoverAfterMs: duration('broker-recover-after', values['broker-recover-after']),
     probeMs: duration('broker-probe-interval', values['broker-probe-interval']),
     routeConfigMap,
-    drainGroups: values['broker-drain-groups'].split(',').map((g) => g.trim()).filter(Boolean),
     subjectPrefix,
   };
 }

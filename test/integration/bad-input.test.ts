@@ -24,6 +24,9 @@
  *
  * Objects are sent as crd-validation.test.ts sends them: create (POST) and
  * replace (PUT), each file in a fresh namespace.
+ *
+ * The broker-destination cases (issue 21) are written inline below in the same
+ * format and go through the same checks.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -67,7 +70,11 @@ interface BadInput {
 }
 
 function parseFile(file: string): BadInput {
-  const text = readFileSync(join(catalogueDir, file), 'utf8');
+  return parseText(file, readFileSync(join(catalogueDir, file), 'utf8'));
+}
+
+/** One catalogue entry from its text (a file's, or one of the inline cases below). */
+function parseText(file: string, text: string): BadInput {
   const header: string[] = [];
   for (const line of text.split('\n')) {
     if (!line.startsWith('#')) break;
@@ -175,45 +182,476 @@ describe('the bad-input catalogue', () => {
 });
 
 describe('refused by the API server on create', () => {
-  it.each(ofKind('apiserver'))('$file: $title', async (c) => {
-    const ns = await freshNamespace(kc, 'bad');
-    const obj = inNamespace(c.docs[0], ns);
-    const { code, message } = await refusal(create(ns, obj, c.fieldValidation));
-    expect(code, message).toBe(c.code);
-    expectNamesField(message, c);
-    // Nothing was stored.
-    expect((await refusal(get(ns, obj.metadata.name))).code).toBe(404);
-
-    if (c.fieldValidation === 'Strict') {
-      // Why strict validation matters: without it the unknown field is dropped, not refused.
-      expect(at(obj, c.field), `${c.field} is in the manifest`).toBeDefined();
-      const stored = await create(ns, obj);
-      expect(at(stored, c.field), `${c.field} was pruned`).toBeUndefined();
-    }
-  });
+  it.each(ofKind('apiserver'))('$file: $title', (c) => refusedOnCreate(c));
 });
 
+/** Submits document 1 of `c`: refused with its code, naming its field; nothing stored. */
+async function refusedOnCreate(c: BadInput) {
+  const ns = await freshNamespace(kc, 'bad');
+  const obj = inNamespace(c.docs[0], ns);
+  const { code, message } = await refusal(create(ns, obj, c.fieldValidation));
+  expect(code, message).toBe(c.code);
+  expectNamesField(message, c);
+  // Nothing was stored.
+  expect((await refusal(get(ns, obj.metadata.name))).code).toBe(404);
+
+  if (c.fieldValidation === 'Strict') {
+    // Why strict validation matters: without it the unknown field is dropped, not refused.
+    expect(at(obj, c.field), `${c.field} is in the manifest`).toBeDefined();
+    const stored = await create(ns, obj);
+    expect(at(stored, c.field), `${c.field} was pruned`).toBeUndefined();
+  }
+}
+
 describe('refused by the API server on update (the spec is immutable)', () => {
-  it.each(ofKind('apiserver-update'))('$file: $title', async (c) => {
-    const ns = await freshNamespace(kc, 'bad');
-    const docs = c.docs.map((d) => inNamespace(d, ns));
-    const name = docs[0].metadata.name;
-    const created = await create(ns, docs[0]);
-    expect(created.spec).toEqual(docs[0].spec);
-    // Every document but the last is accepted: the valid history leading up to the refused edit.
-    for (const doc of docs.slice(1, -1)) {
-      const current = await get(ns, name);
-      expect((await replace(ns, { ...current, spec: doc.spec })).spec).toEqual(doc.spec);
-    }
+  it.each(ofKind('apiserver-update'))('$file: $title', (c) => refusedOnUpdate(c));
+});
+
+/** Creates document 1 of `c`, applies the middle ones, and expects the last update refused; the stored spec stays. */
+async function refusedOnUpdate(c: BadInput) {
+  const ns = await freshNamespace(kc, 'bad');
+  const docs = c.docs.map((d) => inNamespace(d, ns));
+  const name = docs[0].metadata.name;
+  const created = await create(ns, docs[0]);
+  expect(created.spec).toEqual(docs[0].spec);
+  // Every document but the last is accepted: the valid history leading up to the refused edit.
+  for (const doc of docs.slice(1, -1)) {
     const current = await get(ns, name);
-    const { code, message } = await refusal(replace(ns, { ...current, spec: docs.at(-1).spec }));
-    expect(code, message).toBe(c.code);
-    expectNamesField(message, c);
-    // Nothing was stored.
-    const after = await get(ns, name);
-    expect(after.spec).toEqual(docs.at(-2).spec);
-    expect(after.metadata.resourceVersion).toBe(current.metadata.resourceVersion);
+    expect((await replace(ns, { ...current, spec: doc.spec })).spec).toEqual(doc.spec);
+  }
+  const current = await get(ns, name);
+  const { code, message } = await refusal(replace(ns, { ...current, spec: docs.at(-1).spec }));
+  expect(code, message).toBe(c.code);
+  expectNamesField(message, c);
+  // Nothing was stored.
+  const after = await get(ns, name);
+  expect(after.spec).toEqual(docs.at(-2).spec);
+  expect(after.metadata.resourceVersion).toBe(current.metadata.resourceVersion);
+}
+
+/**
+ * Broker destinations (spec.branches[].broker, issue 21), written in the catalogue's format so that each
+ * can become a file of test/bad-input/ as it is (the key is its file name). They run through the same
+ * checks as the files above.
+ */
+const brokerTexts: Record<string, string> = {
+  'broker-in-tcc.yaml': String.raw`# A broker destination on a TCC branch.
+#
+# A broker branch is published to, not called: it has no Try, Confirm or
+# Cancel, so broker branches are for Message and Notify transactions only. Give
+# a TCC branch an endpoint; to publish once a TCC commits, create a Message
+# transaction from the participant.
+#
+# Refused by the API server on create (HTTP 422):
+#
+#   spec.branches: Forbidden: branch "points": broker branches are for Message and Notify
+#     (spec.mode is TCC); a TCC branch needs an endpoint
+#
+# expect: apiserver
+# field: spec.branches
+# message: branch "points": broker branches are for Message and Notify \(spec\.mode is TCC\)
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-broker-in-tcc
+  namespace: shop
+spec:
+  mode: TCC
+  branches:
+    - name: order
+      endpoint: {service: {name: order, port: 50051}}
+    - name: points
+      broker: {subject: orders.paid}
+`,
+  'broker-in-saga.yaml': String.raw`# A broker destination on a Saga branch.
+#
+# A Saga branch must be executed and, on rollback, compensated; a published
+# message cannot be. Broker branches are for Message and Notify.
+#
+# Refused by the API server on create (HTTP 422):
+#
+#   spec.branches: Forbidden: branch "notify-shipping": broker branches are for Message and Notify
+#     (spec.mode is Saga); a Saga branch needs an endpoint
+#
+# expect: apiserver
+# field: spec.branches
+# message: branch "notify-shipping": broker branches are for Message and Notify \(spec\.mode is Saga\)
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-broker-in-saga
+  namespace: shop
+spec:
+  mode: Saga
+  branches:
+    - name: order
+      endpoint: {service: {name: order, port: 50051}}
+    - name: notify-shipping
+      broker: {subject: shipping.requested}
+      dependsOn: [order]
+`,
+  'broker-and-endpoint.yaml': String.raw`# A branch with both an endpoint and a broker destination.
+#
+# A branch delivers one way: to a gRPC receiver (endpoint) or to the broker.
+# To do both, make two branches.
+#
+# Refused by the API server on create (HTTP 422):
+#
+#   spec.branches: Invalid value: branch "points": set exactly one of endpoint or broker, not both
+#
+# expect: apiserver
+# field: spec.branches
+# message: branch "points": set exactly one of endpoint or broker, not both
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-broker-and-endpoint
+  namespace: shop
+spec:
+  mode: Message
+  message:
+    source: {endpoint: {service: {name: order, port: 50051}}}
+  branches:
+    - name: points
+      endpoint: {service: {name: points, port: 50051}}
+      broker: {subject: orders.paid}
+`,
+  'branch-without-endpoint-or-broker.yaml': String.raw`# A Notify branch with neither an endpoint nor a broker destination.
+#
+# The operator would not know where to deliver. Set endpoint (a gRPC
+# receiver) or broker (a NATS subject).
+#
+# Refused by the API server on create (HTTP 422):
+#
+#   spec.branches: Required value: branch "webhook": set exactly one of endpoint or broker
+#     (spec.branches[0].endpoint and .broker are both unset)
+#
+# expect: apiserver
+# field: spec.branches[0].endpoint
+# message: Required value
+# message: branch "webhook": set exactly one of endpoint or broker
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-branch-without-endpoint-or-broker
+  namespace: shop
+spec:
+  mode: Notify
+  branches:
+    - name: webhook
+      operation: orderPaid
+`,
+  'broker-subject-wildcard.yaml': String.raw`# A wildcard in a broker subject.
+#
+# "*" and ">" are for subscribers; a message is published to one subject.
+# Subjects are dot-separated tokens of letters, digits, "_" and "-".
+#
+# Refused by the API server on create (HTTP 422):
+#
+#   spec.branches[0].broker.subject: Invalid value: "orders.>": spec.branches[0].broker.subject
+#     in body should match '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'
+#
+# expect: apiserver
+# field: spec.branches[0].broker.subject
+# message: should match
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-broker-subject-wildcard
+  namespace: shop
+spec:
+  mode: Notify
+  branches:
+    - name: audit
+      broker: {subject: "orders.>"}
+`,
+  'broker-subject-empty-token.yaml': String.raw`# An empty token in a broker subject ("orders..paid").
+#
+# NATS refuses a subject with an empty token; so does the CRD, at apply time.
+#
+# Refused by the API server on create (HTTP 422):
+#
+#   spec.branches[0].broker.subject: Invalid value: "orders..paid": spec.branches[0].broker.subject
+#     in body should match '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'
+#
+# expect: apiserver
+# field: spec.branches[0].broker.subject
+# message: should match
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-broker-subject-empty-token
+  namespace: shop
+spec:
+  mode: Notify
+  branches:
+    - name: audit
+      broker: {subject: orders..paid}
+`,
+  'broker-subject-missing.yaml': String.raw`# A broker destination without a subject.
+#
+# The subject is the one thing a broker branch must name (inside the
+# transaction's namespace: kubetx publishes to <prefix>.<namespace>.<subject>).
+#
+# Refused by the API server on create (HTTP 422):
+#
+#   spec.branches[0].broker.subject: Required value
+#   (+ "some validation rules were not checked because the object was invalid")
+#
+# expect: apiserver
+# field: spec.branches[0].broker.subject
+# message: Required value
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-broker-subject-missing
+  namespace: shop
+spec:
+  mode: Notify
+  branches:
+    - name: audit
+      broker: {key: order-1001, stream: ORDERS}
+`,
+  'broker-subject-too-long.yaml': String.raw`# A broker subject of 201 characters (at most 200).
+#
+# The operator adds "<prefix>.<namespace>." in front of it.
+#
+# Refused by the API server on create (HTTP 422):
+#
+#   spec.branches[0].broker.subject: Too long: may not be more than 200 bytes
+#   (+ "some validation rules were not checked because the object was invalid")
+#
+# expect: apiserver
+# field: spec.branches[0].broker.subject
+# message: Too long
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-broker-subject-too-long
+  namespace: shop
+spec:
+  mode: Notify
+  branches:
+    - name: audit
+      broker:
+        subject: orders.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+`,
+  'broker-key-tab.yaml': String.raw`# A tab in a broker message key.
+#
+# The key travels in a NATS header (Kubetx-Key) and a Redis field: no control
+# characters (U+0000-U+001F, U+007F).
+#
+# Refused by the API server on create (HTTP 422):
+#
+#   spec.branches[0].broker.key: Invalid value: "order\t1001": spec.branches[0].broker.key in body
+#     should match '^[^\x00-\x1F\x7F]+$'
+#
+# expect: apiserver
+# field: spec.branches[0].broker.key
+# message: should match
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-broker-key-tab
+  namespace: shop
+spec:
+  mode: Notify
+  branches:
+    - name: audit
+      broker: {subject: orders.paid, key: "order\t1001"}
+`,
+  'broker-key-newline.yaml': String.raw`# A broker message key ending in a newline.
+#
+# A block scalar ("key: |") keeps the line break; the key must not hold
+# control characters. Write the key on one line, or use "key: |-".
+#
+# Refused by the API server on create (HTTP 422):
+#
+#   spec.branches[0].broker.key: Invalid value: "order-1001\n": spec.branches[0].broker.key in body
+#     should match '^[^\x00-\x1F\x7F]+$'
+#
+# expect: apiserver
+# field: spec.branches[0].broker.key
+# message: should match
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-broker-key-newline
+  namespace: shop
+spec:
+  mode: Notify
+  branches:
+    - name: audit
+      broker:
+        subject: orders.paid
+        key: |
+          order-1001
+`,
+  'broker-key-empty.yaml': String.raw`# An empty broker message key.
+#
+# Leave key out to order by the transaction's name (the default); an empty
+# key would put every such message in one order and one Redis shard.
+#
+# Refused by the API server on create (HTTP 422):
+#
+#   spec.branches[0].broker.key: Invalid value: "": spec.branches[0].broker.key in body should be
+#     at least 1 chars long
+#
+# expect: apiserver
+# field: spec.branches[0].broker.key
+# message: should be at least 1 chars long
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-broker-key-empty
+  namespace: shop
+spec:
+  mode: Notify
+  branches:
+    - name: audit
+      broker: {subject: orders.paid, key: ""}
+`,
+  'broker-stream-dot.yaml': String.raw`# A JetStream stream name with a dot.
+#
+# Stream names are letters, digits, "_" and "-" (at most 64).
+#
+# Refused by the API server on create (HTTP 422):
+#
+#   spec.branches[0].broker.stream: Invalid value: "ORDERS.v1": spec.branches[0].broker.stream in
+#     body should match '^[A-Za-z0-9_-]+$'
+#
+# expect: apiserver
+# field: spec.branches[0].broker.stream
+# message: should match
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-broker-stream-dot
+  namespace: shop
+spec:
+  mode: Notify
+  branches:
+    - name: audit
+      broker: {subject: orders.paid, stream: ORDERS.v1}
+`,
+  'broker-unknown-field.yaml': String.raw`# A broker destination naming its own server ("url").
+#
+# There is no such field: the broker is the operator's (--nats-url,
+# --redis-url), and a tenant chooses only the subject inside its namespace.
+# kubectl validates strictly by default and refuses it with HTTP 400; without
+# strict validation the field is pruned and the message goes to the operator's
+# broker.
+#
+# Refused by the API server on create (HTTP 400):
+#
+#   DistributedTransaction in version "v1alpha1" cannot be handled as a DistributedTransaction:
+#     strict decoding error: unknown field "spec.branches[0].broker.url"
+#
+# expect: apiserver
+# field-validation: Strict
+# code: 400
+# field: spec.branches[0].broker.url
+# message: unknown field
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-broker-unknown-field
+  namespace: shop
+spec:
+  mode: Notify
+  branches:
+    - name: audit
+      broker: {subject: orders.paid, url: "nats://nats.attacker.example:4222"}
+`,
+  'update-broker-subject.yaml': String.raw`# Changing a broker branch's subject after creation.
+#
+# A broker destination is part of its branch, and spec.branches is immutable:
+# the message may already be published. Document 1 is created; document 2 is
+# the refused update.
+#
+# Refused by the API server on update (HTTP 422):
+#
+#   spec.branches: Invalid value: spec.branches is immutable after creation
+#
+# expect: apiserver-update
+# field: spec.branches
+# message: spec.branches is immutable after creation
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-update-broker-subject
+  namespace: shop
+spec:
+  mode: Message
+  message:
+    source: {endpoint: {service: {name: order, port: 50051}}}
+  branches:
+    - name: points
+      broker: {subject: orders.paid, key: order-1001}
+---
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-update-broker-subject
+  namespace: shop
+spec:
+  mode: Message
+  message:
+    source: {endpoint: {service: {name: order, port: 50051}}}
+  branches:
+    - name: points
+      broker: {subject: orders.refunded, key: order-1001}
+`,
+  'update-endpoint-to-broker.yaml': String.raw`# Replacing a TCC branch's endpoint with a broker destination after creation.
+#
+# The rule "broker branches are for Message and Notify" is checked on create
+# only; on an update the immutability of spec.branches refuses the change.
+# Document 1 is created; document 2 is the refused update.
+#
+# Refused by the API server on update (HTTP 422):
+#
+#   spec.branches: Invalid value: spec.branches is immutable after creation
+#
+# expect: apiserver-update
+# field: spec.branches
+# message: spec.branches is immutable after creation
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-update-endpoint-to-broker
+  namespace: shop
+spec:
+  mode: TCC
+  branches:
+    - name: order
+      endpoint: {service: {name: order, port: 50051}}
+---
+apiVersion: kubetx.io/v1alpha1
+kind: DistributedTransaction
+metadata:
+  name: bad-case-update-endpoint-to-broker
+  namespace: shop
+spec:
+  mode: TCC
+  branches:
+    - name: order
+      broker: {subject: orders.paid}
+`,
+};
+const brokerCases = Object.entries(brokerTexts).map(([file, text]) => parseText(file, text));
+
+describe('broker destinations (catalogue-format cases)', () => {
+  it('each case has a well-formed header, and a name no file of the catalogue has', () => {
+    expect(brokerCases.length).toBeGreaterThan(0);
+    for (const c of brokerCases) {
+      expect(c.problems, c.file).toEqual([]);
+      expect(files, c.file).not.toContain(c.file);
+      expect(c.docs[0].metadata.name, c.file).toBe(`bad-case-${c.file.replace(/\.yaml$/, '')}`);
+    }
   });
+
+  it.each(brokerCases.filter((c) => c.expect === 'apiserver'))('$file: $title', (c) => refusedOnCreate(c));
+  it.each(brokerCases.filter((c) => c.expect === 'apiserver-update'))('$file: $title', (c) => refusedOnUpdate(c));
 });
 
 /** A participant serving every kubetx service, counting calls per namespace; it answers OK to everything. */

@@ -58,7 +58,6 @@ const operatorArgs = () => [
   '--broker-publish-timeout', '1s',
   '--broker-recover-after', '2s',
   '--broker-probe-interval', '250ms',
-  '--broker-drain-groups', CONSUMERS.join(','),
   '--leader-election-namespace', ns,
 ];
 

@@ -4,7 +4,9 @@
  * valid ones (including the payment example and the largest spec the schema
  * allows) are accepted, the spec is immutable except spec.message.decision
  * (set once), the status schema is real, and kubectl shows the printer
- * columns, the short name and the category.
+ * columns, the short name and the category. Broker destinations
+ * (spec.branches[].broker, Message and Notify only) have cases of their own in
+ * each part.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -80,6 +82,30 @@ const notify = (): Obj => ({
   notify: { schedule: ['1s', '5s', '15s', '30s', '1m', '5m', '15m', '30m', '1h'], maxAttempts: 50 },
   branches: [{ name: 'webhook', endpoint: { address: 'hooks.example.com:443', tls: { secretName: 'hooks-ca', serverName: 'hooks.example.com' } } }],
 });
+
+/** A Message transaction whose first branch publishes to the broker and whose second is a gRPC receiver. */
+const brokerMessage = (): Obj => ({
+  mode: 'Message',
+  payload: { orderId: 7 },
+  message: { source: { endpoint: svc('order'), operation: 'createOrder' }, decision: '' },
+  branches: [
+    { name: 'points', broker: { subject: 'orders.paid', key: 'order-7', stream: 'ORDERS' } },
+    { name: 'mail', endpoint: svc('mail') },
+  ],
+});
+
+/** A Notify transaction with one broker branch, subject only (key and stream left to their defaults). */
+const brokerNotify = (): Obj => ({
+  mode: 'Notify',
+  payload: { event: 'order-paid', orderId: 7 },
+  branches: [{ name: 'audit', broker: { subject: 'audit' } }],
+});
+
+/** `base` with branch `i` replaced by a broker branch of the same name (no endpoint). */
+const withBroker = (base: Obj, broker: Obj, i = 0): Obj => {
+  base.branches[i] = { name: base.branches[i].name, broker };
+  return base;
+};
 
 const create = (body: Obj) => api.createNamespacedCustomObject({ group, version, namespace: ns, plural, body }) as Promise<Obj>;
 const get = (name: string) => api.getNamespacedCustomObject({ group, version, namespace: ns, plural, name }) as Promise<Obj>;
@@ -235,6 +261,93 @@ describe('DistributedTransaction CRD: invalid manifests are refused with a messa
   });
 });
 
+/** A broker branch's subject, key or stream set to `value` (branch 0 of brokerMessage). */
+const brokerField = (field: 'subject' | 'key' | 'stream', value: unknown) => () => {
+  const s = brokerMessage();
+  s.branches[0].broker[field] = value;
+  return s;
+};
+
+const invalidBrokerOnCreate: Case[] = [
+  // Where a branch delivers, and in which mode (spec-level CEL, create only).
+  {
+    what: 'a broker branch in TCC mode',
+    spec: () => withBroker(tcc(), { subject: 'orders.paid' }),
+    expect: ['spec.branches: Forbidden', 'branch "order": broker branches are for Message and Notify (spec.mode is TCC); a TCC branch needs an endpoint'],
+  },
+  {
+    what: 'a broker branch in Saga mode',
+    spec: () => withBroker(saga(), { subject: 'orders.paid' }, 2),
+    expect: ['spec.branches: Forbidden', 'branch "stock": broker branches are for Message and Notify (spec.mode is Saga); a Saga branch needs an endpoint'],
+  },
+  {
+    what: 'a TCC branch with both endpoint and broker (both rules answer)',
+    spec: () => withBranch0({ broker: { subject: 'orders.paid' } }),
+    expect: ['branch "order": set exactly one of endpoint or broker, not both', 'branch "order": broker branches are for Message and Notify (spec.mode is TCC)'],
+  },
+  {
+    what: 'a Message branch with both endpoint and broker',
+    spec: () => { const s = brokerMessage(); s.branches[1].broker = { subject: 'mail' }; return s; },
+    expect: ['spec.branches: Invalid value', 'branch "mail": set exactly one of endpoint or broker, not both'],
+  },
+  {
+    what: 'a Message branch with neither endpoint nor broker',
+    spec: () => { const s = brokerMessage(); delete s.branches[1].endpoint; return s; },
+    expect: ['spec.branches: Required value', 'branch "mail": set exactly one of endpoint or broker (spec.branches[1].endpoint and .broker are both unset)'],
+  },
+  {
+    what: 'a TCC branch with neither endpoint nor broker',
+    spec: () => { const s = tcc(); delete s.branches[3].endpoint; return s; },
+    expect: ['spec.branches: Required value', 'branch "warehouse": set exactly one of endpoint or broker (spec.branches[3].endpoint and .broker are both unset)'],
+  },
+  {
+    what: 'a Notify branch with an empty broker (no subject)',
+    spec: () => withBroker(brokerNotify(), {}),
+    expect: ['spec.branches[0].broker.subject', 'Required value'],
+  },
+  { what: 'broker not an object', spec: () => withBroker(brokerNotify(), 'orders.paid'), expect: ['spec.branches[0].broker', 'must be of type object'] },
+  // broker.subject: dot-separated tokens of [A-Za-z0-9_-], no wildcards (OpenAPI pattern).
+  ...['orders.*', 'orders.>', '>', '*', 'orders..paid', '.orders', 'orders.', 'orders paid', 'orders/paid', 'ordérs', ''].map(
+    (subject): Case => ({ what: `broker.subject ${JSON.stringify(subject)}`, spec: brokerField('subject', subject), expect: ['spec.branches[0].broker.subject', 'should match'] }),
+  ),
+  { what: 'broker.subject longer than 200', spec: brokerField('subject', 'a'.repeat(201)), expect: ['spec.branches[0].broker.subject', 'Too long'] },
+  // broker.key: 1-256 characters, none a control character (OpenAPI pattern, RE2 \x escapes).
+  { what: 'broker.key ""', spec: brokerField('key', ''), expect: ['spec.branches[0].broker.key', 'should be at least 1 chars long'] },
+  ...['order\t7', 'order-7\n', '\r', 'a\u0000b', 'a\u001bb', 'a\u007fb', '\u001f'].map(
+    (key): Case => ({ what: `broker.key ${JSON.stringify(key)} (a control character)`, spec: brokerField('key', key), expect: ['spec.branches[0].broker.key', 'should match'] }),
+  ),
+  { what: 'broker.key longer than 256', spec: brokerField('key', 'k'.repeat(257)), expect: ['spec.branches[0].broker.key', 'Too long'] },
+  { what: 'broker.key not a string', spec: brokerField('key', 7), expect: ['spec.branches[0].broker.key', 'must be of type string'] },
+  // broker.stream: a JetStream stream name.
+  ...['ORDERS.v1', 'ORD*', 'ORD>', 'my stream', ''].map(
+    (stream): Case => ({ what: `broker.stream ${JSON.stringify(stream)}`, spec: brokerField('stream', stream), expect: ['spec.branches[0].broker.stream', 'should match'] }),
+  ),
+  { what: 'broker.stream longer than 64', spec: brokerField('stream', 'S'.repeat(65)), expect: ['spec.branches[0].broker.stream', 'Too long'] },
+];
+
+describe('DistributedTransaction CRD: invalid broker destinations are refused with a message naming the field or branch', () => {
+  it.each(invalidBrokerOnCreate)('$what', async ({ spec, expect: fragments }) => {
+    const msg = await refused(create(tx(spec())));
+    for (const f of fragments) {
+      if (typeof f === 'string') expect(msg).toContain(f);
+      else expect(msg).toMatch(f);
+    }
+  });
+
+  it('control: valid subject, key and stream values in the same manifest are accepted', async () => {
+    // Without this, a refusal caused by something else in brokerMessage() would pass the cases above.
+    for (const [field, value] of [
+      ['subject', 'orders.paid-v1_x.A9'],
+      ['key', 'order 7 / ключ \u00e9'],
+      ['stream', 'ORDERS_v1-x'],
+    ] as const) {
+      const spec = brokerField(field, value)();
+      const created = await create(tx(spec));
+      expect(created.spec.branches[0].broker[field]).toBe(value);
+    }
+  });
+});
+
 interface EditCase {
   what: string;
   spec: () => Obj;
@@ -265,6 +378,12 @@ const invalidEdits: EditCase[] = [
   { what: 'change message.checkAfter', spec: message, edit: (s) => (s.message.checkAfter = '1m'), expect: ['spec.message.checkAfter', 'spec.message.checkAfter is immutable after creation'] },
   { what: 'remove spec.message', spec: message, edit: (s) => delete s.message, expect: ['spec.message', 'spec.message is immutable after creation'] },
   { what: 'change notify.schedule', spec: notify, edit: (s) => s.notify.schedule.pop(), expect: ['spec.notify', 'spec.notify is immutable after creation'] },
+  // Broker branches are branches: any change is refused, and the create-only broker rules (exactly one of
+  // endpoint or broker, broker only in Message/Notify) are skipped on updates only because of this.
+  { what: "change a broker branch's subject", spec: brokerMessage, edit: (s) => (s.branches[0].broker.subject = 'orders.refunded'), expect: ['spec.branches', 'spec.branches is immutable after creation'] },
+  { what: "remove a broker branch's key", spec: brokerMessage, edit: (s) => delete s.branches[0].broker.key, expect: ['spec.branches', 'spec.branches is immutable after creation'] },
+  { what: 'turn a gRPC receiver into a broker branch', spec: brokerMessage, edit: (s) => withBroker(s, { subject: 'mail' }, 1), expect: ['spec.branches', 'spec.branches is immutable after creation'] },
+  { what: 'add a broker to a TCC branch (the mode rule is create-only)', spec: tcc, edit: (s) => withBroker(s, { subject: 'orders.paid' }), expect: ['spec.branches', 'spec.branches is immutable after creation'] },
 ];
 
 describe('DistributedTransaction CRD: the spec is immutable after creation', () => {
@@ -378,6 +497,29 @@ describe('DistributedTransaction CRD: valid manifests are accepted', () => {
     },
   ];
 
+  const brokerValid: { what: string; spec: () => Obj }[] = [
+    { what: 'Message with a broker branch (subject, key, stream) next to a gRPC receiver', spec: brokerMessage },
+    { what: 'Notify with a broker branch (subject only; key and stream defaulted by the operator)', spec: brokerNotify },
+    {
+      what: 'broker values at their bounds: 200-character subject, 256-character key (multi-byte, spaces), 64-character stream',
+      spec: () => withBroker(brokerNotify(), { subject: `${'a'.repeat(100)}.${'B_-'.repeat(33)}`, key: `${'é'.repeat(255)} `, stream: 'S'.repeat(64) }),
+    },
+    {
+      what: 'the largest broker spec the schema allows (64 Message branches, every broker string at its maximum) stays within the CEL runtime cost limit',
+      spec: () => ({
+        ...brokerMessage(),
+        branches: Array.from({ length: 64 }, (_, i) => ({
+          name: `b${String(i).padStart(2, '0')}-${'x'.repeat(59)}`,
+          broker: { subject: `t${String(i).padStart(2, '0')}.${'s'.repeat(196)}`, key: 'k'.repeat(256), stream: 'S'.repeat(64) },
+          operation: 'o'.repeat(253),
+          retry: { initialInterval: '1s', maxInterval: '5m', multiplier: 2, maxAttempts: 3 },
+          payload: { blob: 'p'.repeat(4096) },
+        })),
+      }),
+    },
+  ];
+  valid.push(...brokerValid);
+
   it.each(valid)('$what', async ({ spec }) => {
     const created = await create(tx(spec()));
     expect(created.metadata.uid).toBeTruthy();
@@ -475,6 +617,55 @@ describe('DistributedTransaction CRD: status schema', () => {
   });
 });
 
+describe('DistributedTransaction CRD: status.branches[].delivery (broker branches)', () => {
+  const nats = { route: 'nats', stream: 'ORDERS', sequence: '42' };
+  const redis = { route: 'redis', stream: 'kubetx:kubetx.crd.orders.paid:17', sequence: '1718000000000-0', duplicate: true };
+
+  it('accepts the acknowledgements the operator writes (both routes), prunes unknown fields, and a Delivered outcome', async () => {
+    const created = await create(tx(brokerMessage()));
+    const now = new Date().toISOString();
+    const delivering = {
+      phase: 'Delivering',
+      decision: 'Deliver',
+      branches: [
+        { name: 'points', state: 'Delivered', attempts: 1, lastAttemptTime: now, delivery: nats },
+        { name: 'mail', state: 'Delivering', attempts: 2, lastAttemptTime: now, lastError: 'BrokerUnavailable: timeout' },
+      ],
+    };
+    const sent = structuredClone(delivering) as Obj;
+    sent.branches[0].delivery.partition = 3; // not in the schema: pruned
+    const written = await replaceStatus({ ...created, status: sent });
+    expect(written.status).toEqual(delivering);
+
+    // The create-only spec rules are skipped on this update; the terminal-phase rule still holds.
+    const delivered = {
+      ...delivering,
+      phase: 'Delivered',
+      branches: [delivering.branches[0], { name: 'mail', state: 'Delivered', attempts: 3, lastAttemptTime: now, delivery: redis }],
+    };
+    expect((await replaceStatus({ ...written, status: delivered })).status).toEqual(delivered);
+    // The unchanged spec can be written back.
+    expect((await replace(await get(created.metadata.name))).spec).toEqual(brokerMessage());
+  });
+
+  it.each([
+    { what: 'an unknown route', delivery: { ...nats, route: 'kafka' }, expect: ['status.branches[0].delivery.route', 'Unsupported value: "kafka"'] },
+    { what: 'no route', delivery: { stream: 'ORDERS', sequence: '42' }, expect: ['status.branches[0].delivery.route', 'Required value'] },
+    { what: 'no stream', delivery: { route: 'nats', sequence: '42' }, expect: ['status.branches[0].delivery.stream', 'Required value'] },
+    { what: 'no sequence', delivery: { route: 'nats', stream: 'ORDERS' }, expect: ['status.branches[0].delivery.sequence', 'Required value'] },
+    { what: 'a numeric sequence', delivery: { ...nats, sequence: 42 }, expect: ['status.branches[0].delivery.sequence', 'must be of type string'] },
+    { what: 'an empty sequence', delivery: { ...nats, sequence: '' }, expect: ['status.branches[0].delivery.sequence', 'should be at least 1 chars long'] },
+    { what: 'an empty stream', delivery: { ...nats, stream: '' }, expect: ['status.branches[0].delivery.stream', 'should be at least 1 chars long'] },
+    { what: 'a sequence longer than 64', delivery: { ...nats, sequence: '9'.repeat(65) }, expect: ['status.branches[0].delivery.sequence', 'Too long'] },
+    { what: 'a stream longer than 512', delivery: { ...redis, stream: 'k'.repeat(513) }, expect: ['status.branches[0].delivery.stream', 'Too long'] },
+    { what: 'duplicate not a boolean', delivery: { ...redis, duplicate: 'yes' }, expect: ['status.branches[0].delivery.duplicate', 'must be of type boolean'] },
+  ])('refuses a delivery with $what', async ({ delivery, expect: fragments }) => {
+    const created = await create(tx(brokerMessage()));
+    const msg = await refused(replaceStatus({ ...created, status: { phase: 'Delivering', branches: [{ name: 'points', state: 'Delivered', attempts: 1, delivery }] } }));
+    for (const f of fragments) expect(msg).toContain(f);
+  });
+});
+
 // Status forgery, where the chart's status guard (a ValidatingAdmissionPolicy) is absent, as here:
 // the CRD's own rules keep a status consistent with itself and a decision write-once.
 describe('DistributedTransaction CRD: status rules', () => {
@@ -544,5 +735,11 @@ describe('kubectl', () => {
   it('kubectl explain describes the fields', () => {
     const out = kubectl('explain', 'dtx.spec.message.decision');
     expect(out).toMatch(/only spec field that may change after creation/);
+  });
+
+  it('kubectl explain describes the broker destination and its delivery status', () => {
+    expect(kubectl('explain', 'dtx.spec.branches.broker.subject')).toMatch(/<prefix>\.<namespace>\.<subject>/);
+    expect(kubectl('explain', 'dtx.spec.branches.broker.key')).toMatch(/Default the\s+transaction's name/);
+    expect(kubectl('explain', 'dtx.status.branches.delivery.route')).toMatch(/ENUM:\s+nats\s+redis/);
   });
 });

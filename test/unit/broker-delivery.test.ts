@@ -11,12 +11,11 @@ import type { DistributedTransaction, TransactionStatus } from '../../src/api/ty
 import { BrokerError } from '../../src/brokers/errors.js';
 import type { BrokerMessage } from '../../src/brokers/message.js';
 import type { PublishAck } from '../../src/brokers/router.js';
-import { parseBrokerFlags, brokerOptions } from '../../src/cmd/broker-flags.js';
+import { brokerOptions } from '../../src/cmd/broker-flags.js';
 import { parseFlags } from '../../src/cmd/flags.js';
 import { findSpecViolation } from '../../src/controller/spec-checks.js';
 import { makeStep } from '../../src/engine/index.js';
 import { normalizeDelivery } from '../../src/engine/common.js';
-import { parseDuration } from '../../src/engine/duration.js';
 import { branchMessage, publishBranch, type BrokerPublisher } from '../../src/participants/broker-delivery.js';
 import { KeyLanes } from '../../src/participants/key-lanes.js';
 import { T0, outcome } from './engine-helpers.js';
@@ -224,7 +223,7 @@ describe('broker flags', () => {
     expect(parseFlags([]).broker).toBeUndefined();
     expect(parseFlags(base).broker).toMatchObject({
       natsUrls: ['nats://nats:4222'], redisUrl: 'redis://redis:6379/0', subjectPrefix: 'kubetx', redisPrefix: 'kubetx', redisShards: 128,
-      publishTimeoutMs: 2000, failureThreshold: 3, failureWindowMs: 10_000, recoverAfterMs: 10_000, probeMs: 1000, routeConfigMap: 'kubetx-broker-route', drainGroups: [],
+      publishTimeoutMs: 2000, failureThreshold: 3, failureWindowMs: 10_000, recoverAfterMs: 10_000, probeMs: 1000, routeConfigMap: 'kubetx-broker-route',
     });
   });
   it.each([
@@ -241,6 +240,5 @@ describe('broker flags', () => {
   it('every broker option has a usage line', async () => {
     const { usage } = await import('../../src/cmd/flags.js');
     for (const name of Object.keys(brokerOptions)) expect(usage, name).toContain(`--${name} `);
-    expect(parseBrokerFlags({ 'broker-subject-prefix': 'kubetx', 'broker-redis-prefix': 'kubetx', 'broker-redis-shards': '128', 'broker-publish-timeout': '2s', 'broker-failure-threshold': '3', 'broker-failure-window': '10s', 'broker-recover-after': '10s', 'broker-probe-interval': '1s', 'broker-route-configmap': 'cm', 'broker-drain-groups': 'a, b' , 'nats-url': 'nats://n:1', 'redis-url': 'redis://r:2' }, (_f, v) => parseDuration(v))?.drainGroups).toEqual(['a', 'b']);
   });
 });

@@ -91,7 +91,8 @@ describe('errors and completion', () => {
     expect(await completeWords(['--kubeconfig', 'show', 's'], names)).toEqual(['show', 'shards']);
     expect(await completeWords(['show', '-n', 'ns', 'a'], names)).toEqual(['alpha']);
     expect(await completeWords(['completion', ''], names)).toEqual(['bash', 'zsh', 'fish']);
+    expect(await completeWords(['broker', ''], names)).toEqual(['status', 'failover', 'recover']);
     expect(await completeWords(['list', '--ph'], names)).toEqual(['--phase']);
-    expect(completionWords.verbs).toEqual(['list', 'get', 'show', 'retry', 'abort', 'shards', 'completion', 'dashboard']);
+    expect(completionWords.verbs).toEqual(['list', 'get', 'show', 'retry', 'abort', 'shards', 'completion', 'dashboard', 'broker']);
   });
 });
