@@ -61,7 +61,7 @@ export interface PayloadFrom {
 export interface BrokerDestination {
   /** NATS subject tokens ([A-Za-z0-9_-], dot-separated, no wildcards), at most 200 characters. */
   subject: string;
-  /** Orders messages (per-key order) and picks the Redis shard; at most 256 bytes, no control characters. @default the transaction's name */
+  /** Orders messages (per-key order) and picks the Redis shard; at most 256 characters, no control characters. @default the transaction's name */
   key?: string;
   /** The JetStream stream that must store the message (JetStream's expected-stream check); publish is refused if another stream captures the subject. */
   stream?: string;

@@ -216,20 +216,9 @@ export class RouteSwitch {
 
   /** Turns a ConfigMap into a state, stores it, tells the listeners if it changed. */
   private observe(cm: k8s.V1ConfigMap, seq: number): RouteState {
-    const d = cm.data ?? {};
-    const raw = (d.route ?? '').trim().toLowerCase();
     const previous = this.state;
-    const valid = raw === 'nats' || raw === 'redis';
-    const next: RouteState = {
-      route: valid ? (raw as Route) : (previous?.route ?? this.opts.initialRoute ?? 'nats'),
-      reason: d.reason ?? '',
-      message: d.message ?? '',
-      since: d.since ?? '',
-      changedBy: d.changedBy ?? '',
-      manual: (d.manual ?? '').trim().toLowerCase() === 'true',
-      resourceVersion: cm.metadata?.resourceVersion ?? '',
-      ...(valid ? {} : { problem: `route "${d.route ?? ''}" is neither nats nor redis` }),
-    };
+    const next = routeStateOf(cm, previous?.route ?? this.opts.initialRoute ?? 'nats');
+    const valid = next.problem === undefined;
     // An answer to a request issued before the one already applied may be older: keep the newer.
     if (previous && seq < this.applied) return previous;
     this.applied = seq;
@@ -246,4 +235,24 @@ export class RouteSwitch {
     }
     return next;
   }
+}
+
+/**
+ * The route ConfigMap as a state. A `route` that is neither nats nor redis
+ * gives `fallback` (a replica keeps the route it had) and says so in `problem`.
+ */
+export function routeStateOf(cm: k8s.V1ConfigMap, fallback: Route): RouteState {
+  const d = cm.data ?? {};
+  const raw = (d.route ?? '').trim().toLowerCase();
+  const valid = raw === 'nats' || raw === 'redis';
+  return {
+    route: valid ? (raw as Route) : fallback,
+    reason: d.reason ?? '',
+    message: d.message ?? '',
+    since: d.since ?? '',
+    changedBy: d.changedBy ?? '',
+    manual: (d.manual ?? '').trim().toLowerCase() === 'true',
+    resourceVersion: cm.metadata?.resourceVersion ?? '',
+    ...(valid ? {} : { problem: `route "${d.route ?? ''}" is neither nats nor redis` }),
+  };
 }

@@ -78,7 +78,7 @@ function findBrokerViolation(tx: DistributedTransaction, broker: Pick<BrokerDeli
     if (!b?.broker) continue;
     const field = `spec.branches[${i}].broker`;
     if (tx.spec.mode !== 'Message' && tx.spec.mode !== 'Notify') {
-      return { reason: 'InvalidBroker', field, message: `${field}: broker branches are for Message and Notify mode; a ${tx.spec.mode} branch needs an endpoint` };
+      return { reason: 'InvalidBroker', field, message: `${field}: broker branches are for Message and Notify (spec.mode is ${tx.spec.mode}); a ${tx.spec.mode} branch needs an endpoint` };
     }
     if (b.endpoint) return { reason: 'InvalidBroker', field, message: `${field}: set exactly one of endpoint or broker` };
     if (!broker) {

@@ -27,7 +27,7 @@
  * (SelfSubjectAccessReview).
  */
 import * as k8s from '@kubernetes/client-node';
-import { DEFAULT_ROUTE_CONFIGMAP, RouteSwitch, type Route, type RouteState } from '../../brokers/route-switch.js';
+import { DEFAULT_ROUTE_CONFIGMAP, RouteSwitch, routeStateOf, type Route, type RouteState } from '../../brokers/route-switch.js';
 import { UsageError, type Ctx, type Verb } from '../context.js';
 import { EXIT, formatError } from '../errors.js';
 import { age, serialize, table } from '../output.js';
@@ -116,19 +116,9 @@ async function read(b: Broker): Promise<Seen> {
     if ((err as { code?: unknown }).code === 404) return NOT_THERE;
     throw err;
   }
-  const d = cm.data ?? {};
-  const route = (d.route ?? '').trim().toLowerCase();
-  const valid = route === 'nats' || route === 'redis';
-  return {
-    exists: true,
-    route: valid ? route : (d.route ?? ''),
-    manual: (d.manual ?? '').trim().toLowerCase() === 'true',
-    reason: d.reason ?? '',
-    message: d.message ?? '',
-    since: d.since ?? '',
-    changedBy: d.changedBy ?? '',
-    ...(valid ? {} : { problem: `route "${d.route ?? ''}" is neither nats nor redis: every replica keeps the route it had last` }),
-  };
+  const s = routeStateOf(cm, 'nats');
+  // An invalid route is shown as written, with the problem.
+  return s.problem ? { ...seen(s), route: cm.data?.route ?? '', problem: `${s.problem}: every replica keeps the route it had last` } : seen(s);
 }
 
 /** -o json|yaml: one object; a field the ConfigMap does not hold is null. */
