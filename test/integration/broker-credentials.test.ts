@@ -1,0 +1,98 @@
+/**
+ * Broker credentials from Secrets in the operator's namespace (issue 21):
+ * a nats-server that requires a token and a redis-server whose only
+ * capable user is an ACL user with a password. The operator reads
+ * --nats-secret (key `token`) and --redis-secret (`username`, `password`) and
+ * delivers on both routes; without the Secret it refuses to start, naming it.
+ */
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import * as k8s from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DistributedTransaction } from '../../src/api/types.js';
+import { RouteSwitch } from '../../src/brokers/route-switch.js';
+import { freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
+import { startNats, type NatsServer } from '../support/nats.js';
+import { startRedis, type RedisServer } from '../support/redis.js';
+import { startOperator, type OperatorProcess } from '../support/operator.js';
+import { transactions } from '../support/payment.js';
+
+const TOKEN = 'nats-token-9f3b';
+const REDIS_USER = 'kubetx';
+const REDIS_PASSWORD = 'redis-pass-41c7';
+const STREAM = 'KUBETX_CREDS';
+
+let kc: k8s.KubeConfig;
+let ns: string;
+let nats: NatsServer;
+let redis: RedisServer;
+let operator: OperatorProcess | undefined;
+let txs: ReturnType<typeof transactions>;
+
+const brokerArgs = (natsSecret: string) => [
+  '--nats-url', nats.url,
+  '--nats-secret', natsSecret,
+  '--redis-url', redis.url,
+  '--redis-secret', 'redis-auth',
+  '--leader-election-namespace', ns,
+];
+
+beforeAll(async () => {
+  kc = kubeConfig();
+  ns = await freshNamespace(kc, 'broker-creds');
+  txs = transactions(kc);
+  [nats, redis] = await Promise.all([
+    startNats({ config: [`authorization { token: "${TOKEN}" }`] }),
+    // PING stays open to everyone (the harness's readiness check); everything else needs the ACL user.
+    startRedis({ args: ['--user', 'default', 'on', 'nopass', '+ping', '--user', REDIS_USER, 'on', `>${REDIS_PASSWORD}`, '~*', '&*', '+@all'] }),
+  ]);
+  const nc = await connect({ servers: nats.url, token: TOKEN });
+  await (await jetstreamManager(nc)).streams.add({ name: STREAM, subjects: [`kubetx.${ns}.>`], storage: StorageType.Memory });
+  await nc.close();
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'nats-auth' }, stringData: { token: TOKEN } } });
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'redis-auth' }, stringData: { username: REDIS_USER, password: REDIS_PASSWORD } } });
+}, 120_000);
+
+afterAll(async () => {
+  await operator?.kill('SIGKILL');
+  await Promise.all([nats?.stop(), redis?.stop()]);
+});
+
+let n = 0;
+const notify = (): DistributedTransaction =>
+  ({
+    apiVersion: 'kubetx.io/v1alpha1',
+    kind: 'DistributedTransaction',
+    metadata: { name: `creds-${n++}`, namespace: ns, uid: '' },
+    spec: { mode: 'Notify', payload: { n }, branches: [{ name: 'audit', broker: { subject: 'audit' } }] },
+  }) as DistributedTransaction;
+
+describe('broker credentials from Secrets', () => {
+  it('a Secret that does not exist: the operator does not start, and says which', async () => {
+    const failed = await startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns], args: brokerArgs('no-such-secret') }).then(
+      (p) => p.kill('SIGKILL').then(() => 'started'),
+      (err: Error) => err.message,
+    );
+    expect(failed).toContain(`--nats-secret: Secret ${ns}/no-such-secret: not found`);
+  });
+
+  it('token for NATS, ACL user and password for Redis: delivered on both routes', async () => {
+    operator = await startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns], args: brokerArgs('nats-auth') });
+    await operator.waitForLog((l) => l.msg === 'nats: connected');
+    const viaNats = await txs.create(notify());
+    const a = await txs.untilPhase(ns, viaNats.metadata.name, ['Delivered'], 60_000);
+    expect(a.status?.branches?.[0]?.delivery).toMatchObject({ route: 'nats', stream: STREAM });
+
+    // A human's failover: the next message goes to Redis, as the ACL user.
+    const rs = new RouteSwitch({ kubeConfig: kc, namespace: ns, identity: 'test' });
+    await rs.start();
+    expect((await rs.flip('redis', { reason: 'Test', manual: true })).flipped).toBe(true);
+    rs.stop();
+    await operator.waitForLog((l) => l.msg === 'broker route changed' && l.to === 'redis', 30_000);
+    const viaRedis = await txs.create(notify());
+    const b = await txs.untilPhase(ns, viaRedis.metadata.name, ['Delivered'], 60_000);
+    expect(b.status?.branches?.[0]?.delivery?.route).toBe('redis');
+    expect(b.status?.branches?.[0]?.delivery?.stream).toMatch(new RegExp(`^kubetx:kubetx\\.${ns}\\.audit:\\d+$`));
+  });
+});
