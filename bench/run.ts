@@ -26,6 +26,7 @@ import { abFigure, baselineCheckout } from './ab.js';
 import { buildOperator } from './lib/build.js';
 import { rulesFigure } from './rules.js';
 import { shardingFigure } from './sharding.js';
+import { brokerFigure } from './broker.js';
 import { measure, perTx, requests, type PerTx } from './lib/per-tx.js';
 import { closedLoop, commitProbe, createTx, latencies, openLoop, Tracker, type LoadResult } from './lib/load.js';
 import { successPhase, transaction, txPath, type TxOptions } from './lib/manifests.js';
@@ -50,13 +51,16 @@ const SCALE_REAL_MS = Number(process.env.KUBETX_BENCH_SCALE_REAL_MS ?? 40_000);
 const RUN_BUDGET_MS = Number(process.env.KUBETX_BENCH_BUDGET_MS ?? 560_000);
 const runStart = performance.now();
 
-const SCENARIOS = ['ceiling', 'throughput', 'writes', 'latency', 'slow', 'naive', 'saga', 'notify', 'profile', 'scale', 'rules', 'ab', 'sharding'] as const;
+const SCENARIOS = ['ceiling', 'throughput', 'writes', 'latency', 'slow', 'naive', 'saga', 'notify', 'profile', 'scale', 'rules', 'ab', 'sharding', 'broker'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 /**
  * `ab` compares against a baseline ref (KUBETX_BENCH_BASELINE, `make bench BASELINE=<ref>`); `sharding` (bench/sharding.ts)
- * takes about 6 minutes on its own and needs the API server's ShardedListAndWatch gate: neither is part of `all`.
+ * takes about 6 minutes on its own and needs the API server's ShardedListAndWatch gate; `broker` (bench/broker.ts, about
+ * 2 minutes) measures the broker library and the SDK's consumer, not the operator: none of them is part of `all`.
  */
-const ALL: Scenario[] = SCENARIOS.filter((s) => s !== 'ab' && s !== 'sharding');
+const ALL: Scenario[] = SCENARIOS.filter((s) => s !== 'ab' && s !== 'sharding' && s !== 'broker');
+/** Figures that need only the control plane: no operator, participants or probe transaction is started for them alone. */
+const WITHOUT_OPERATOR: readonly Scenario[] = ['broker'];
 const BASELINE = process.env.KUBETX_BENCH_BASELINE;
 /**
  * Every figure but `ab` with another ref's operator (compiled from a worktree, bench/ab.ts), e.g. the
@@ -594,6 +598,34 @@ function machine(cp?: ControlPlane) {
   };
 }
 
+/** Participants, the namespace and its watch, the operator, and the probe transaction: what every figure but `broker` uses. */
+async function operatorContext(cp: ControlPlane, api: Api, md: string[], stopAll: Array<() => Promise<void>>): Promise<Ctx> {
+  const fast = await startParticipants(4);
+  const slowSet = await startParticipants(4, 5);
+  stopAll.push(() => fast.stop(), () => slowSet.stop());
+  const ns = await newNamespace(api, 'bench');
+  const tracker = new Tracker(api, ns);
+  await tracker.ready();
+  stopAll.push(async () => tracker.stop());
+  // As the chart installs it by default (Kubernetes >= 1.36): the finalizer comes with the create.
+  const finalizerPolicy = applyFinalizerPolicy(cp.kubeconfigPath, ns, { release: 'bench' }).length > 0;
+  const profileDir = join(repoRoot, '.tmp', 'bench-profiles');
+  mkdirSync(profileDir, { recursive: true });
+  const operatorRoot = OPERATOR_REF ? baselineCheckout(OPERATOR_REF).root : repoRoot;
+  const op = await startOperator({
+    built: true,
+    root: operatorRoot,
+    kubeconfig: cp.kubeconfigPath,
+    namespaces: [ns],
+    args: operatorArgs(),
+    env: operatorEnv(profileDir),
+  });
+  stopAll.push(() => op.kill());
+  const ctx: Ctx = { operatorRoot, finalizerPolicy, cp, api, ns, op, tracker, fast, slow: slowSet, profileDir, pids: controlPlanePids(cp.dir), md, steps: new Map() };
+  await probe(ctx);
+  return ctx;
+}
+
 async function main(): Promise<void> {
   const arg = process.argv[2] ?? 'all';
   const chosen: Scenario[] = arg === 'all' ? ALL : arg.split(',').map((s) => {
@@ -607,7 +639,8 @@ async function main(): Promise<void> {
   const loadBefore = execFileSync('uptime', { encoding: 'utf8' }).trim();
   say(`kubetx bench: ${chosen.join(', ')}; ${loadBefore}`);
 
-  buildOperator(repoRoot);
+  const withOperator = chosen.some((s) => !WITHOUT_OPERATOR.includes(s));
+  if (withOperator) buildOperator(repoRoot);
   // The sharding figure's server-side filter needs the gate; the other figures run as before without it.
   const gate = chosen.includes('sharding');
   const cp = await startControlPlane({ fsync: true, apiServerArgs: gate ? [SHARDED_WATCH_GATE] : [] });
@@ -621,33 +654,14 @@ async function main(): Promise<void> {
     const api = await Api.fromKubeconfig(cp.kubeconfigPath);
     const m = machine(cp);
     say(`control plane up (kube-apiserver ${m.apiserver}${gate ? ` ${SHARDED_WATCH_GATE}` : ''}, etcd ${m.etcd}, fsync on) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    const fast = await startParticipants(4);
-    const slowSet = await startParticipants(4, 5);
-    stopAll.push(() => fast.stop(), () => slowSet.stop());
-    const ns = await newNamespace(api, 'bench');
-    const tracker = new Tracker(api, ns);
-    await tracker.ready();
-    stopAll.push(async () => tracker.stop());
-    // As the chart installs it by default (Kubernetes >= 1.36): the finalizer comes with the create.
-    const finalizerPolicy = applyFinalizerPolicy(cp.kubeconfigPath, ns, { release: 'bench' }).length > 0;
-    const profileDir = join(repoRoot, '.tmp', 'bench-profiles');
-    mkdirSync(profileDir, { recursive: true });
-    const operatorRoot = OPERATOR_REF ? baselineCheckout(OPERATOR_REF).root : repoRoot;
-    const op = await startOperator({
-      built: true,
-      root: operatorRoot,
-      kubeconfig: cp.kubeconfigPath,
-      namespaces: [ns],
-      args: operatorArgs(),
-      env: operatorEnv(profileDir),
-    });
-    stopAll.push(() => op.kill());
-    const ctx: Ctx = { operatorRoot, finalizerPolicy, cp, api, ns, op, tracker, fast, slow: slowSet, profileDir, pids: controlPlanePids(cp.dir), md: [], steps: new Map() };
-    await probe(ctx);
+    const md: string[] = [];
+    const ctx = withOperator ? await operatorContext(cp, api, md, stopAll) : undefined;
 
     for (const s of chosen) {
       const t = Date.now();
-      if (s === 'ceiling') await ceiling(ctx);
+      if (s === 'broker') md.push(await brokerFigure({ api, kubeconfig: cp.kubeconfigPath, say }));
+      else if (!ctx) throw new Error(`${s} needs the operator`); // withOperator is true whenever such a figure is chosen
+      else if (s === 'ceiling') await ceiling(ctx);
       else if (s === 'throughput') await throughput(ctx);
       else if (s === 'writes') await writes(ctx);
       else if (s === 'latency') await latency(ctx);
@@ -675,11 +689,13 @@ async function main(): Promise<void> {
       `- machine: ${m.cpus}, ${m.memory}`,
       `- load before: \`${loadBefore}\``,
       `- load after: \`${loadAfter}\``,
-      `- operator: separate process, compiled (\`node dist/src/main.js\`, as the image runs it), \`--workers ${WORKERS} --resync-period 1h\`, log level info; participants: 4 gRPC servers (serveParticipant) in the benchmark process, answering at once (and 4 with a 5 ms service time)`,
+      ...(withOperator
+        ? [`- operator: separate process, compiled (\`node dist/src/main.js\`, as the image runs it), \`--workers ${WORKERS} --resync-period 1h\`, log level info; participants: 4 gRPC servers (serveParticipant) in the benchmark process, answering at once (and 4 with a 5 ms service time)`]
+        : ['- no operator: the figure runs the broker library and the SDK consumer against the control plane, nats-server and redis-server']),
       `- the whole run took ${totalSecs.toFixed(0)} s`,
       '',
     ].join('\n');
-    const section = `${header}\n${ctx.md.join('\n\n')}\n\n`;
+    const section = `${header}\n${md.join('\n\n')}\n\n`;
     appendFileSync(join(repoRoot, 'bench/RESULTS.md'), section);
     say('appended to bench/RESULTS.md');
   } finally {
