@@ -219,9 +219,12 @@ export class RouteSwitch {
     const previous = this.state;
     const next = routeStateOf(cm, previous?.route ?? this.opts.initialRoute ?? 'nats');
     const valid = next.problem === undefined;
-    // An answer to a request issued before the one already applied may be older: keep the newer.
-    if (previous && seq < this.applied) return previous;
-    this.applied = seq;
+    // An older copy of the ConfigMap than the one applied (a poll that read it before a flip's
+    // write, answered after it) is ignored. resourceVersions of one object are etcd revisions;
+    // where they are not numbers, the request order decides.
+    const older = previous ? compareVersions(next.resourceVersion, previous.resourceVersion) : undefined;
+    if (previous && (older !== undefined ? older < 0 : seq < this.applied)) return previous;
+    this.applied = Math.max(this.applied, seq);
     this.state = next;
     if (!valid && previous?.problem !== next.problem) this.opts.logger?.warn({ configMap: this.name, problem: next.problem }, 'invalid broker route; keeping the last one');
     if (previous && (previous.route !== next.route || previous.manual !== next.manual)) {
@@ -255,4 +258,12 @@ export function routeStateOf(cm: k8s.V1ConfigMap, fallback: Route): RouteState {
     resourceVersion: cm.metadata?.resourceVersion ?? '',
     ...(valid ? {} : { problem: `route "${d.route ?? ''}" is neither nats nor redis` }),
   };
+}
+
+/** -1, 0 or 1 when both resourceVersions are decimal numbers; undefined when either is not. */
+function compareVersions(a: string, b: string): number | undefined {
+  if (!/^\d+$/.test(a) || !/^\d+$/.test(b)) return undefined;
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
 }

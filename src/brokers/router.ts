@@ -165,6 +165,8 @@ export class BrokerRouter {
         } catch (err) {
           const e = asBrokerError(err, 'nats');
           this.count('nats', e.kind, started);
+          // The route moved while this publish waited (another publish tripped the failover): go to Redis now.
+          if (e.kind === 'unavailable' && this.opts.routeSwitch.current().route === 'redis') continue;
           if (e.kind === 'rejected' || state.manual || !this.recordFailure()) throw e;
           const after = await this.failover(e).catch((flipErr: unknown) => {
             this.opts.logger?.warn({ err: String(flipErr) }, 'could not flip the broker route to redis');

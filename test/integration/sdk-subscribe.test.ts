@@ -335,4 +335,28 @@ subscribe({
     await sub.stop();
     db.close();
   }, 60_000);
+
+  it('(f) a slow ack does not hold its key: the next message of the key is applied while the first one\'s ack waits', async () => {
+    // A confirmed JetStream ack can take the whole request timeout when NATS goes away; the effect is committed already.
+    const db = ledger('f');
+    const [first, second] = messages('f', 2, 1); // one key
+    let releaseFirstAck!: () => void;
+    const firstAckHeld = new Promise<void>((r) => (releaseFirstAck = r));
+    const sub = start({
+      nats: natsOpts('f'),
+      barrier: new SqliteBarrier(db),
+      handler: record,
+      afterCommit: (m) => (m.id === first!.id ? firstAckHeld : undefined),
+    });
+    await sub.ready;
+    await publishNats('t.f', first!);
+    await publishNats('t.f', second!);
+    await waitFor('the second message applied while the first is not acked', () => appliedCounts(db).get(second!.id) === 1);
+    expect(sub.counters.nats.acked).toBe(1);
+    releaseFirstAck();
+    await waitFor('both acked', () => sub.counters.nats.acked === 2);
+    expect((db.prepare('SELECT id FROM applied ORDER BY seq').all() as Array<{ id: string }>).map((r) => r.id)).toEqual([first!.id, second!.id]);
+    await sub.stop();
+    db.close();
+  });
 });

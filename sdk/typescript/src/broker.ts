@@ -248,22 +248,31 @@ class Dispatcher<Tx> implements Sink {
     while (queue.length > 0) {
       const d = queue[0]!;
       await this.acquire();
+      let acking: Promise<void> | undefined;
       try {
-        await this.process(d);
+        acking = (await this.process(d))?.acking;
       } catch (err) {
         this.logger.error({ err, id: d.id, path: d.path }, 'unexpected error finishing a message');
       } finally {
         this.release();
         queue.shift();
-        this.inFlight[d.path]--;
-        wake(this.roomWaiters);
-        wake(this.idleWaiters);
+        // The key's next message need not wait for this one's ack (a confirmed JetStream ack can
+        // take the whole request timeout when NATS goes away): its effect is committed already.
+        // Until the ack is sent it still counts against prefetch, and stop() waits for it.
+        const finished = () => {
+          this.inFlight[d.path]--;
+          wake(this.roomWaiters);
+          wake(this.idleWaiters);
+        };
+        if (acking) void acking.finally(finished);
+        else finished();
       }
     }
     this.lanes.delete(lane);
   }
 
-  private async process(d: Delivery): Promise<void> {
+  /** Runs the message in the barrier; once committed, returns its ack under way (undefined when there is none to wait for). */
+  private async process(d: Delivery): Promise<{ acking: Promise<void> } | undefined> {
     const c = this.counters[d.path];
     const log = this.logger.child({ path: d.path, id: d.id, key: d.key });
     const message = toMessage(d);
@@ -295,17 +304,21 @@ class Dispatcher<Tx> implements Sink {
     }
     if (outcome === 'executed') c.applied++;
     else c.duplicates++;
-    try {
-      await this.options.afterCommit?.(message, outcome);
-      await d.ack();
-    } catch (err) {
-      c.failed++;
-      log.warn({ err, outcome }, 'committed but not acked: the message comes again and the barrier answers it');
-      d.retry();
-      return;
-    }
-    c.acked++;
-    log.debug({ outcome }, 'message done');
+    const acking = (async () => {
+      try {
+        await this.options.afterCommit?.(message, outcome);
+        await d.ack();
+      } catch (err) {
+        c.failed++;
+        log.warn({ err, outcome }, 'committed but not acked: the message comes again and the barrier answers it');
+        d.retry();
+        return;
+      }
+      c.acked++;
+      log.debug({ outcome }, 'message done');
+    })();
+    // In an object: an async function would wait for a promise it returns.
+    return { acking };
   }
 
   private acquire(): Promise<void> {
