@@ -271,6 +271,10 @@ describe('chart: broker values', () => {
     ['broker.failureThreshold: 0', { broker: { failureThreshold: 0 } }, /at '\/broker\/failureThreshold': minimum: got 0, want 1/],
     ['broker.routeConfigMap: ""', { broker: { routeConfigMap: '' } }, /at '\/broker\/routeConfigMap': minLength: got 0, want 1/],
     ['broker.enabled: "yes"', { broker: { enabled: 'yes' } }, /at '\/broker\/enabled': got string, want boolean/],
+    ['broker.publishTimeout: "soon"', { broker: { publishTimeout: 'soon' } }, /at '\/broker\/publishTimeout'/],
+    ['broker.nats.secret: "Bad_Name"', { broker: { nats: { secret: 'Bad_Name' } } }, /at '\/broker\/nats\/secret': 'Bad_Name' does not match pattern/],
+    ['broker.nats.url: "http://nats"', { broker: { nats: { url: 'http://nats' } } }, /at '\/broker\/nats\/url': 'http:\/\/nats' does not match pattern/],
+    ['broker.redis.url: "nats://r"', { broker: { redis: { url: 'nats://r' } } }, /at '\/broker\/redis\/url': 'nats:\/\/r' does not match pattern/],
     ['a misspelt broker key', { broker: { natsUrl: 'nats://n:4222' } }, /at '\/broker': additional properties 'natsUrl' not allowed/],
     ['a misspelt broker.nats key', { broker: { nats: { urls: 'nats://n:4222' } } }, /at '\/broker\/nats': additional properties 'urls' not allowed/],
   ])('rejects %s, naming the value', (_, values, message) => {

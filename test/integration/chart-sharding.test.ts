@@ -387,7 +387,7 @@ describe('chart apiPriorityAndFairness on a control plane with API Priority and 
 
     // A request of the ServiceAccount outside the schema's rules stays with every other ServiceAccount (workload-low).
     const before = dispatched('service-accounts').total;
-    await expect(sa.makeApiClient(k8s.CoreV1Api).listNamespacedConfigMap({ namespace: releaseNs })).rejects.toMatchObject({ code: 403 });
+    await expect(sa.makeApiClient(k8s.CoreV1Api).listNamespacedPod({ namespace: releaseNs })).rejects.toMatchObject({ code: 403 });
     expect(dispatched('service-accounts').total).toBeGreaterThan(before);
 
     // Cluster-scoped objects go with the control plane; delete them anyway, as a real uninstall would.
