@@ -93,6 +93,11 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  // Copies the barrier answered without applying (a message stored on both routes, a redelivery): harmless, counted.
+  subs.forEach((s, i) => {
+    const { nats: n, redis: r } = s.counters;
+    figures[`${CONSUMERS[i]}: applied nats/redis, duplicates skipped nats/redis`] = `${n.applied}/${r.applied}, ${n.duplicates}/${r.duplicates}`;
+  });
   await operator?.kill('SIGKILL');
   await Promise.all(subs.map((s) => s.stop()));
   for (const db of ledgers.values()) db.close();
@@ -244,7 +249,7 @@ describe('broker branches: NATS JetStream with failover to sharded Redis queues'
     expect(reasons).toContain('BrokerRecovered');
   });
 
-  it('Redis down while NATS is down: the transaction stays committed-but-undelivered, retrying visibly; delivered once both return', async () => {
+  it('Redis down while NATS is down: the transaction stays committed-but-undelivered, retrying visibly (through an operator SIGKILL); delivered once both return', async () => {
     await Promise.all([nats.kill(), redis.kill()]);
     const tx = await create(message('both-down', 0));
     const failing = await eventually('Deliver failing with BrokerUnavailable', async () => {
@@ -254,6 +259,15 @@ describe('broker branches: NATS JetStream with failover to sharded Redis queues'
     }, 60_000);
     expect(failing.status?.decision).toBe('Deliver');
     expect(failing.status?.branches?.every((b) => b.state === 'Delivering' && b.delivery === undefined)).toBe(true);
+    // The operator dies while it retries: the next one carries on from the stored attempts.
+    await operator.kill('SIGKILL');
+    operator = await startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns], args: operatorArgs() });
+    const attemptsBefore = failing.status!.branches![0]!.attempts;
+    await eventually('the new operator retrying', async () => {
+      const t = await txs.get(ns, tx.metadata.name);
+      const b = t.status?.branches?.[0];
+      return t.status?.phase === 'Delivering' && b && b.attempts > attemptsBefore && b.lastError?.startsWith('BrokerUnavailable') ? t : undefined;
+    }, 60_000);
     await Promise.all([redis.restart(), nats.restart()]);
     const done = await txs.untilPhase(ns, tx.metadata.name, ['Delivered'], 120_000);
     await expectAppliedOnce([done]);
