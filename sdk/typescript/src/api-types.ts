@@ -51,9 +51,27 @@ export interface PayloadFrom {
   secretKeyRef: { name: string; key: string };
 }
 
+/**
+ * A broker destination (Message and Notify branches only), instead of an endpoint: the
+ * committed message is published to NATS JetStream (or, while NATS is unhealthy, to the
+ * sharded Redis fallback) on the operator's broker connection (--nats-url, --redis-url).
+ * The tenant names only the subject inside its own namespace: kubetx publishes to
+ * `<--broker-subject-prefix>.<namespace>.<subject>`, so no tenant can write another's subjects.
+ */
+export interface BrokerDestination {
+  /** NATS subject tokens ([A-Za-z0-9_-], dot-separated, no wildcards), at most 200 characters. */
+  subject: string;
+  /** Orders messages (per-key order) and picks the Redis shard; at most 256 characters, no control characters. @default the transaction's name */
+  key?: string;
+  /** The JetStream stream that must store the message (JetStream's expected-stream check); publish is refused if another stream captures the subject. */
+  stream?: string;
+}
+
 export interface BranchSpec {
   name: string;
-  endpoint: Endpoint;
+  /** Exactly one of endpoint or broker (broker: Message and Notify only). */
+  endpoint?: Endpoint;
+  broker?: BrokerDestination;
   operation?: string;
   payload?: unknown;
   /** Deadline of one gRPC call. @default "5s" */
@@ -159,6 +177,20 @@ export interface BranchStatus {
   endpointMisconfigured?: boolean;
   /** The answers to the branch's last calls (at most 10, oldest first), for humans (`kubectl dtx show`). */
   history?: CallRecord[];
+  /** Broker branches: where the message was stored, as the broker acknowledged it. */
+  delivery?: BrokerDelivery;
+}
+
+/** A broker's acknowledgement of a branch's message (status.branches[].delivery). */
+export interface BrokerDelivery {
+  /** nats (JetStream) or redis (the fallback queues). */
+  route: 'nats' | 'redis';
+  /** The JetStream stream, or the Redis stream key. */
+  stream: string;
+  /** The JetStream sequence number, or the Redis entry id. */
+  sequence: string;
+  /** The broker had it already (a republish inside the dedup window answered with the first copy's ack). */
+  duplicate?: boolean;
 }
 
 /** One answered call of a branch, as recorded in status.branches[].history. */
