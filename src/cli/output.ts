@@ -105,6 +105,13 @@ export function formatShow(tx: DistributedTransaction, events: k8s.EventsV1Event
   const history = [['BRANCH', 'METHOD', 'ATTEMPT', 'TIME', 'OUTCOME', 'CODE', 'MESSAGE']];
   for (const b of branches) for (const h of b.history ?? []) history.push([b.name, h.method, String(h.attempt), h.time, h.outcome, h.code ?? '-', h.message ?? '-']);
   if (history.length > 1) lines.push('', 'Calls (last 10 per branch):', ...table(history).map((r) => `  ${r}`));
+  const delivered = branches.filter((b) => b.delivery);
+  if (delivered.length) {
+    // Broker branches: where each message was stored, as the broker acknowledged it.
+    const rows = [['BRANCH', 'ROUTE', 'STREAM', 'SEQUENCE', 'DUPLICATE']];
+    for (const b of delivered) rows.push([b.name, b.delivery!.route, b.delivery!.stream, b.delivery!.sequence, b.delivery!.duplicate ? 'yes' : 'no']);
+    lines.push('', 'Broker deliveries:', ...table(rows).map((r) => `  ${r}`));
+  }
   const results = branches.filter((b) => typeof b.result === 'string');
   if (results.length) {
     lines.push('', 'Results:');

@@ -71,6 +71,22 @@ describe('show and watch lines', () => {
     expect(out).toContain('Results:\n  a (json):\n    {\n      "r": 1\n    }\n  b (base64): AAE=');
   });
 
+  it('show lists where broker branches were stored', () => {
+    const t = tx('order-7', 'shop', {
+      phase: 'Delivered',
+      branches: [
+        { name: 'stock', state: 'Delivered', attempts: 1, delivery: { route: 'nats', stream: 'ORDERS', sequence: '42' } },
+        { name: 'credit', state: 'Delivered', attempts: 2, delivery: { route: 'redis', stream: 'kubetx:kubetx.shop.orders.credit:17', sequence: '1700000000000-0', duplicate: true } },
+        { name: 'grpc', state: 'Delivered', attempts: 1 },
+      ],
+    });
+    const out = formatShow(t, []);
+    expect(out).toContain('Broker deliveries:');
+    expect(out).toMatch(/stock\s+nats\s+ORDERS\s+42\s+no/);
+    expect(out).toMatch(/credit\s+redis\s+kubetx:kubetx\.shop\.orders\.credit:17\s+1700000000000-0\s+yes/);
+    expect(out.split('Broker deliveries:')[1]).not.toMatch(/\bgrpc\b/);
+  });
+
   it('watch line: time, name, phase, progress, branch states', () => {
     const t = tx('pay-1', 'shop', { phase: 'Trying', progress: '1/2', branches: [{ name: 'a', state: 'Prepared', attempts: 1 }, { name: 'b', state: 'Trying', attempts: 1 }] });
     expect(watchLine(t, new Date('2026-01-01T00:00:00Z'))).toBe('2026-01-01T00:00:00.000Z shop/pay-1 Trying 1/2 a=Prepared b=Trying');
