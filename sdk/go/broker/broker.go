@@ -104,12 +104,14 @@ type Options struct {
 	// Barrier.Run(ctx, barrier.Deliver, {uid, branch}, …).
 	Barrier *barrier.Barrier
 	Handler Handler
-	// Concurrency is how many messages are processed at once over both
-	// paths (never two of one key). Default DefaultConcurrency.
+	// Concurrency is how many messages run their handler and transaction at
+	// once over both paths (never two of one key); AfterCommit and the acks
+	// of committed messages run outside it. Default DefaultConcurrency.
 	Concurrency int
 	// Prefetch is how many messages each path may have received and not
-	// finished; no fetch or read is made while it is reached (one Redis read
-	// may bring up to shards × Batch). Default DefaultPrefetch.
+	// finished (a committed message is finished once its ack is); no fetch
+	// or read is made while it is reached (one Redis read may bring up to
+	// shards × Batch). Default DefaultPrefetch.
 	Prefetch int
 	// ShutdownGrace bounds how long a stop waits for the messages in flight;
 	// those still running then have their context cancelled (their
@@ -118,8 +120,9 @@ type Options struct {
 	// AfterCommit, if set, is called after a message's transaction
 	// committed (or the barrier found it applied) and before its ack: for
 	// metrics, and the tests crash the consumer there. If it returns an
-	// error the message is not acked (it comes again, and the barrier
-	// answers it).
+	// error (or panics) the message is not acked (it comes again, and the
+	// barrier answers it). Like the ack it runs outside the key's lane: the
+	// key's next message may run meanwhile.
 	AfterCommit func(ctx context.Context, m *Message, outcome barrier.Outcome) error
 	// Logger receives the subscription's log lines (never a payload).
 	// Default slog.Default().

@@ -163,6 +163,13 @@ func (d *dispatcher) dispatch(m *delivery) {
 	go d.drain(lane)
 }
 
+// drain runs lane's messages one at a time. A message holds its lane and a
+// slot until its transaction committed (or failed); its AfterCommit and ack
+// then run on their own (a confirmed JetStream ack can take the whole
+// request timeout when NATS goes away), so the key's next message need not
+// wait for them: its predecessor's effect is committed already. Until its
+// ack has finished the message still counts in flight (Prefetch, and a stop
+// waits for it).
 func (d *dispatcher) drain(lane string) {
 	for {
 		d.mu.Lock()
@@ -170,38 +177,53 @@ func (d *dispatcher) drain(lane string) {
 		d.mu.Unlock()
 
 		d.slots <- struct{}{}
-		d.process(m)
+		settle := d.process(m)
 		<-d.slots
 
 		d.mu.Lock()
 		q := d.lanes[lane][1:]
-		d.inFlight[m.path]--
-		close(d.changed)
-		d.changed = make(chan struct{})
 		if len(q) == 0 {
 			delete(d.lanes, lane)
-			d.mu.Unlock()
+		} else {
+			d.lanes[lane] = q
+		}
+		if settle == nil {
+			d.finishedLocked(m.path)
+		}
+		d.mu.Unlock()
+		if settle != nil {
+			go func() {
+				settle()
+				d.mu.Lock()
+				d.finishedLocked(m.path)
+				d.mu.Unlock()
+			}()
+		}
+		if len(q) == 0 {
 			return
 		}
-		d.lanes[lane] = q
-		d.mu.Unlock()
 	}
 }
 
-func (d *dispatcher) process(m *delivery) {
+// finishedLocked records that a message of path finished; d.mu is held.
+func (d *dispatcher) finishedLocked(path Path) {
+	d.inFlight[path]--
+	close(d.changed)
+	d.changed = make(chan struct{})
+}
+
+// process runs m in the barrier. Once its transaction committed (or the
+// barrier found it applied), it returns what is left to do, AfterCommit and
+// the ack, for the caller to run outside the lane; nil when the message is
+// finished already (dropped, failed, or panicked).
+func (d *dispatcher) process(m *delivery) func() {
 	log := d.log.With("path", string(m.path), "id", m.id, "key", m.key)
-	defer func() {
-		if p := recover(); p != nil {
-			log.Error("panic finishing a message: not acked, it comes again", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			d.count(m.path, func(c *PathCounters) { c.Failed++ })
-			m.retry()
-		}
-	}()
+	defer d.recovered(log, m)
 	msg, problem := toMessage(m)
 	if problem != "" {
 		log.Error("malformed broker message: dropped", "reason", problem)
 		d.drop(log, m, problem)
-		return
+		return nil
 	}
 	req := &participant.Request{TransactionUID: msg.UID, Branch: msg.Branch, Namespace: msg.Namespace, Name: msg.Name, Payload: msg.Data}
 	_, outcome, err := d.opts.Barrier.Run(d.ctx, barrier.Deliver, req, func(ctx context.Context, tx *sql.Tx, _ *participant.Request) (*participant.Response, error) {
@@ -214,12 +236,12 @@ func (d *dispatcher) process(m *delivery) {
 		if st := participant.Status(err); st.Code() == codes.InvalidArgument {
 			log.Error("message can never be applied (Invalid): dropped", "reason", st.Message())
 			d.drop(log, m, st.Message())
-			return
+			return nil
 		}
 		d.count(m.path, func(c *PathCounters) { c.Failed++ })
 		log.Warn("handler failed: not acked, the message comes again", "err", err.Error(), "redelivered", m.redelivered)
 		m.retry()
-		return
+		return nil
 	}
 	d.count(m.path, func(c *PathCounters) {
 		if outcome == barrier.Executed {
@@ -228,6 +250,12 @@ func (d *dispatcher) process(m *delivery) {
 			c.Duplicates++
 		}
 	})
+	return func() { d.ack(log, m, msg, outcome) }
+}
+
+// ack runs AfterCommit and acks a message whose transaction committed.
+func (d *dispatcher) ack(log *slog.Logger, m *delivery, msg *Message, outcome barrier.Outcome) {
+	defer d.recovered(log, m)
 	if d.opts.AfterCommit != nil {
 		if err := d.opts.AfterCommit(d.ctx, msg, outcome); err != nil {
 			d.count(m.path, func(c *PathCounters) { c.Failed++ })
@@ -244,6 +272,19 @@ func (d *dispatcher) process(m *delivery) {
 	}
 	d.count(m.path, func(c *PathCounters) { c.Acked++ })
 	log.Debug("message done", "outcome", outcome.String())
+}
+
+// recovered, deferred, turns a panic while finishing m (the barrier,
+// AfterCommit, the ack) into a failure: m is left for redelivery. (A panic
+// in process returns nil: nothing more runs for m.)
+func (d *dispatcher) recovered(log *slog.Logger, m *delivery) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	log.Error("panic finishing a message: not acked, it comes again", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	d.count(m.path, func(c *PathCounters) { c.Failed++ })
+	m.retry()
 }
 
 // runHandler turns a panic in the handler into an error, so the barrier

@@ -28,6 +28,16 @@
 //     redelivery while later ones of its key go ahead. Between the two paths
 //     no order is kept.
 //
+// A message holds its key's lane (and one of Concurrency's slots) until its
+// transaction has committed or rolled back. AfterCommit and the ack then run
+// on their own, outside the lane: a confirmed JetStream ack can wait the
+// whole request timeout when NATS goes away, and the key's next message (it
+// may come through Redis after a failover) need not wait behind it, since
+// the effect is committed already. So a key's next message may be applied
+// before the previous one's ack is sent, never before its commit. Until its
+// ack has finished a message still counts against Prefetch, and a stop waits
+// for it.
+//
 // A handler error acks nothing: JetStream gets a NAK with NakDelay and
 // redelivers; a Redis entry stays pending and is claimed again once it has
 // been idle for ClaimIdle. A message that can never succeed (an envelope

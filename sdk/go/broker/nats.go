@@ -41,13 +41,13 @@ type NATSOptions struct {
 	Expires time.Duration
 }
 
-// natsPath is the JetStream path. While a message waits in its lane or
-// runs, an in-progress signal (+WPI) goes every third of ack_wait so
-// JetStream does not redeliver it meanwhile. Acks are double acks (the
-// server confirms them). Connection problems and a stream that does not
-// exist yet are retried with backoff, so the path may start before the
-// broker is up; after any failure the consumer is looked up again (and
-// created again if it is gone).
+// natsPath is the JetStream path. Until a message is settled (while it waits
+// in its lane, runs, or waits for AfterCommit), an in-progress signal (+WPI)
+// goes every third of ack_wait so JetStream does not redeliver it meanwhile.
+// Acks are double acks (the server confirms them). Connection problems and a
+// stream that does not exist yet are retried with backoff, so the path may
+// start before the broker is up; after any failure the consumer is looked up
+// again (and created again if it is gone).
 type natsPath struct {
 	o   NATSOptions
 	d   *dispatcher

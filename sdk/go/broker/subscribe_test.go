@@ -299,16 +299,18 @@ func TestPerKeyOrderWithinEachPath(t *testing.T) {
 		f.publishRedis(m)
 	}
 
-	// A message is "active" from its handler's start to the end of
-	// AfterCommit, which sleeps a random few ms (the SQLite barrier
-	// serializes the transactions themselves): messages overlap and could
+	// A message "runs" while its handler does, which sleeps a random few
+	// hundred µs inside the transaction (the SQLite barrier serializes the
+	// transactions, and the waiting ones take the lock in any order); it is
+	// "in flight" from its handler's start to the end of AfterCommit, which
+	// sleeps a random few ms outside the lane. Messages overlap and could
 	// overtake each other, so the lanes are what keeps the order.
 	var (
-		mu        sync.Mutex
-		active    int
-		maxActive int
-		byKey     = map[string]int{}
-		maxPerKey int
+		mu          sync.Mutex
+		inFlight    int
+		maxInFlight int
+		byKey       = map[string]int{}
+		maxPerKey   int
 	)
 	sub := f.start(broker.Options{
 		NATS:        f.natsOpts(),
@@ -316,17 +318,22 @@ func TestPerKeyOrderWithinEachPath(t *testing.T) {
 		Concurrency: 8,
 		Handler: func(ctx context.Context, tx *sql.Tx, m *broker.Message) error {
 			mu.Lock()
-			active++
+			inFlight++
 			byKey[m.Key]++
-			maxActive, maxPerKey = max(maxActive, active), max(maxPerKey, byKey[m.Key])
+			maxInFlight, maxPerKey = max(maxInFlight, inFlight), max(maxPerKey, byKey[m.Key])
 			mu.Unlock()
+			defer func() {
+				mu.Lock()
+				byKey[m.Key]--
+				mu.Unlock()
+			}()
+			time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
 			return record(ctx, tx, m)
 		},
 		AfterCommit: func(_ context.Context, m *broker.Message, _ barrier.Outcome) error {
 			time.Sleep(time.Duration(rand.IntN(4000)) * time.Microsecond)
 			mu.Lock()
-			active--
-			byKey[m.Key]--
+			inFlight--
 			mu.Unlock()
 			return nil
 		},
@@ -339,8 +346,8 @@ func TestPerKeyOrderWithinEachPath(t *testing.T) {
 	if maxPerKey != 1 {
 		t.Errorf("%d messages of one key ran at once", maxPerKey)
 	}
-	if maxActive < 2 {
-		t.Errorf("at most %d messages ran at once: the test shows nothing", maxActive)
+	if maxInFlight < 2 {
+		t.Errorf("at most %d messages were in flight at once: the test shows nothing", maxInFlight)
 	}
 	mu.Unlock()
 	for _, tag := range []string{"order-nats", "order-redis"} {
@@ -367,6 +374,101 @@ func TestPerKeyOrderWithinEachPath(t *testing.T) {
 	}
 	if c := sub.Counters(); c.NATS.Failed+c.Redis.Failed != 0 {
 		t.Errorf("failures %+v", c)
+	}
+}
+
+// A confirmed JetStream ack can take the whole request timeout when NATS
+// goes away; the message's effect is committed already, so the key's next
+// message (here also one through Redis, as after a failover) must not wait
+// for it. AfterCommit, which runs right before the ack, holds the first one.
+func TestSlowAckDoesNotHoldItsKey(t *testing.T) {
+	f := newFixture(t, "slowack")
+	all := messages("slowack", 3, 1) // one key
+	first, second, viaRedis := all[0], all[1], all[2]
+	held := make(chan struct{})
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	letGo := func() { releaseOnce.Do(func() { close(release) }) }
+	sub := f.start(broker.Options{
+		NATS:  f.natsOpts(),
+		Redis: f.redisOpts(),
+		AfterCommit: func(ctx context.Context, m *broker.Message, _ barrier.Outcome) error {
+			if m.ID == first.id {
+				close(held)
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		},
+	})
+	t.Cleanup(letGo) // before the Stop start registered, should the test fail early
+	waitReady(t, sub)
+	f.publishNATS(first)
+	f.publishNATS(second)
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first message never committed")
+	}
+	f.publishRedis(viaRedis)
+
+	waitFor(t, "the key's next messages applied and acked while the first one's ack waits", 10*time.Second, func() bool {
+		c := sub.Counters()
+		return c.NATS.Acked == 1 && c.Redis.Acked == 1
+	})
+	if got, want := f.applied(), map[string]int{first.id: 1, second.id: 1, viaRedis.id: 1}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("applied %v, want %v", got, want)
+	}
+	if c := sub.Counters().NATS; c != (broker.PathCounters{Received: 2, Applied: 2, Acked: 1}) {
+		t.Errorf("NATS counters while the first ack waits %+v", c)
+	}
+	if _, ap := f.natsPending(); ap != 1 {
+		t.Errorf("JetStream ack pending %d, want 1", ap)
+	}
+
+	// A stop waits for the ack still under way.
+	stopped := make(chan struct{})
+	go func() {
+		sub.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while an ack was under way")
+	case <-time.After(300 * time.Millisecond):
+	}
+	letGo()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return after the ack was let go")
+	}
+	c := sub.Counters()
+	if c.NATS != (broker.PathCounters{Received: 2, Applied: 2, Acked: 2}) || c.Redis != (broker.PathCounters{Received: 1, Applied: 1, Acked: 1}) {
+		t.Errorf("counters %+v", c)
+	}
+	var order []string
+	rows, err := f.db.Query(`SELECT id FROM applied ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		_ = rows.Scan(&id)
+		order = append(order, id)
+	}
+	rows.Close()
+	if want := []string{first.id, second.id, viaRedis.id}; !reflect.DeepEqual(order, want) {
+		t.Errorf("applied in order %v, want %v", order, want)
+	}
+	if p, ap := f.natsPending(); p != 0 || ap != 0 {
+		t.Errorf("JetStream pending %d, ack pending %d", p, ap)
+	}
+	if n := f.redisPending(); n != 0 {
+		t.Errorf("Redis pending %d", n)
 	}
 }
 
