@@ -14,6 +14,8 @@
  *   alert while healthy; escalation, stalled, call errors and reconcile errors
  *   while the counters climb; stalled and stuck (in flight, nothing finishing)
  *   once nothing moves; no leader for the standby alone and for no series.
+ *   The broker alerts need an operator with broker delivery and real NATS and
+ *   Redis: chart-monitoring-broker.test.ts (here they must stay silent).
  * - Every panel query of the Grafana dashboard names only metrics that those
  *   scrapes hold (histograms through _bucket/_sum/_count), and the ConfigMap
  *   ships the dashboard file unchanged.
@@ -26,25 +28,15 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { GROUP, PLURAL, VERSION, type DistributedTransaction } from '../../src/api/types.js';
-import { chartDir, metricNames, parseExposition, promtool, promtoolPath, renderChart, type Sample } from '../support/chart.js';
+import { AlertRules, chartDir, held, metricNames, MONITORED, parseExposition, promtool, promtoolPath, renderChart, timeline, type Sample } from '../support/chart.js';
 import { eventually, freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { counterValue, startOperator, type OperatorProcess } from '../support/operator.js';
 import { OK, startScriptedParticipant, type ScriptedParticipant } from '../support/scripted-participant.js';
 
 // The release the rules are rendered for: their selector is job="kubetx-metrics", namespace="kubetx-system".
-const JOB = 'kubetx-metrics';
-const RELEASE_NS = 'kubetx-system';
-
-interface Rule {
-  alert?: string;
-  expr: string;
-  for?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-}
-interface PrometheusRule {
-  spec: { groups: Array<{ name: string; rules: Rule[] }> };
-}
+const { job: JOB, namespace: RELEASE_NS } = MONITORED;
+/** Tested in chart-monitoring-broker.test.ts, against an operator with broker delivery (its metrics exist only there). */
+const BROKER_ALERTS = ['KubetxBrokerFailedOver', 'KubetxBrokerUndeliverable'];
 
 const admin = kubeConfig();
 const api = admin.makeApiClient(k8s.CustomObjectsApi);
@@ -56,8 +48,7 @@ let denyNs: string;
 let participant: ScriptedParticipant;
 let operator: OperatorProcess | undefined;
 let standby: OperatorProcess | undefined;
-let work: string;
-let rules: PrometheusRule;
+let alerts: AlertRules;
 const denyPolicy = `kubetx-test-deny-status-${Date.now().toString(36)}`;
 const denyLabel = `kubetx.io/${denyPolicy}`;
 
@@ -105,8 +96,7 @@ function applyDenyStatus(): Promise<unknown> {
 
 beforeAll(async () => {
   promtoolPath(); // fail early, naming hack/promtool.sh
-  work = mkdtempSync(join(tmpdir(), 'kubetx-promtool-'));
-  renderRules();
+  alerts = new AlertRules(mkdtempSync(join(tmpdir(), 'kubetx-promtool-')));
   ns = await freshNamespace(admin, 'mon');
   // Status writes are refused in the namespaces labelled with the policy's name: denyNs (watched)
   // and probeNs (not watched: only this file writes there, to see the policy enforced).
@@ -198,45 +188,13 @@ const HEALTHY = 30; // samples 0..29: healthy
 const RAMP = 30; // samples 30..59: counters climb, gauges troubled
 const STILL = 60; // samples 60..119: nothing moves
 
-const isCounter = (s: Sample) => s.type === 'counter' || s.type === 'histogram' || s.type === 'summary' && /_(sum|count)$/.test(s.name);
-const key = (s: Sample) => `${s.name}${JSON.stringify(Object.entries(s.labels).sort())}`;
-
-function seriesName(s: Sample, instance: string): string {
-  const labels = { ...s.labels, job: JOB, namespace: RELEASE_NS, instance, pod: instance };
-  return `${s.name}{${Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')}}`;
-}
-
 /** promtool input_series: healthy → climbing → still, from the healthy and troubled scrapes of one process. */
-function troubleTimeline(healthy: Sample[], troubled: Sample[], instance: string) {
-  const h = new Map(healthy.map((s) => [key(s), s]));
-  const t = new Map(troubled.map((s) => [key(s), s]));
-  const out: Array<{ series: string; values: string }> = [];
-  for (const k of new Set([...h.keys(), ...t.keys()])) {
-    const a = h.get(k);
-    const b = t.get(k);
-    const s = (b ?? a)!;
-    const values: string[] = [];
-    for (let i = 0; i < HEALTHY; i++) values.push(a ? String(a.value) : '_');
-    for (let i = 1; i <= RAMP; i++) {
-      if (!b) values.push('_');
-      else if (isCounter(s)) values.push(String((a?.value ?? 0) + ((b.value - (a?.value ?? 0)) * i) / RAMP));
-      else values.push(String(b.value));
-    }
-    for (let i = 0; i < STILL; i++) values.push(b ? String(b.value) : '_');
-    out.push({ series: seriesName(s, instance), values: values.join(' ') });
-  }
-  return out;
-}
-
-function held(samples: Sample[], instance: string, n: number) {
-  return samples.map((s) => ({ series: seriesName(s, instance), values: Array(n).fill(String(s.value)).join(' ') }));
-}
+const troubleTimeline = (healthy: Sample[], troubled: Sample[], instance: string) =>
+  timeline([{ scrape: healthy, minutes: HEALTHY }, { scrape: troubled, minutes: RAMP, climb: true }, { scrape: troubled, minutes: STILL }], instance);
 
 /** Renders the chart's rules, with the chart's default branchCallErrorRatio unless one is given. */
-function renderRules(branchCallErrorRatio?: number): void {
-  const prometheusRule = { enabled: true, ...(branchCallErrorRatio === undefined ? {} : { branchCallErrorRatio: Number(branchCallErrorRatio.toPrecision(3)) }) };
-  rules = renderChart({ release: 'kubetx', namespace: RELEASE_NS, values: { prometheusRule } }).one<PrometheusRule>('PrometheusRule');
-}
+const renderRules = (branchCallErrorRatio?: number) =>
+  alerts.render(branchCallErrorRatio === undefined ? {} : { branchCallErrorRatio: Number(branchCallErrorRatio.toPrecision(3)) });
 
 /** Failed participant calls over all calls between two scrapes; a refused Try/Execute is an answer, not a failure (as the rule says). */
 function branchCallErrorRatio(before: Sample[], after: Sample[]): number {
@@ -252,41 +210,16 @@ function branchCallErrorRatio(before: Sample[], after: Sample[]): number {
   return all > 0 ? failed / all : 0;
 }
 
-/** The rules as the chart renders them, annotations dropped (promtool compares them verbatim; `check rules` validates their templates). */
-function rulesFile(withAnnotations: boolean): string {
-  const groups = rules.spec.groups.map((g) => ({
-    name: g.name,
-    rules: g.rules.map((r) => (withAnnotations ? r : { ...r, annotations: undefined })),
-  }));
-  const path = join(work, withAnnotations ? 'rules.yaml' : 'rules-bare.yaml');
-  writeFileSync(path, stringify({ groups }));
-  return path;
-}
-
-const alertNames = () => rules.spec.groups.flatMap((g) => g.rules.map((r) => r.alert).filter((a): a is string => !!a));
 const sel = { job: JOB, namespace: RELEASE_NS };
-
-function runPromtoolTest(tests: unknown[]): { status: number | null; out: string } {
-  const file = join(work, `test-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, stringify({ rule_files: [rulesFile(false)], evaluation_interval: '1m', tests }, { lineWidth: 0 }));
-  const r = promtool(['test', 'rules', file], work);
-  return { status: r.status, out: `${r.stdout}\n${r.stderr}` };
-}
-
-/** alert_rule_test entries: at `minute`, each alert fires with exactly the listed label sets (none: not firing). */
-function expectAt(minute: number, firing: Record<string, Array<Record<string, string>>>) {
-  return alertNames().map((alertname) => ({
-    eval_time: `${minute}m`,
-    alertname,
-    exp_alerts: (firing[alertname] ?? []).map((labels) => ({ exp_labels: labels })),
-  }));
-}
 
 describe('PrometheusRule against the real /metrics (promtool)', () => {
   it('renders one rule per alert, each with for, severity, summary, description and a runbook link into docs/alerts.md', () => {
-    expect(alertNames()).toEqual(['KubetxTransactionEscalated', 'KubetxTransactionsStalled', 'KubetxTransactionsStuck', 'KubetxBranchCallErrors', 'KubetxNoLeader', 'KubetxReconcileErrors']);
+    expect(alerts.alertNames).toEqual([
+      'KubetxTransactionEscalated', 'KubetxTransactionsStalled', 'KubetxTransactionsStuck', 'KubetxBranchCallErrors', 'KubetxNoLeader', 'KubetxReconcileErrors',
+      ...BROKER_ALERTS,
+    ]);
     const runbook = readFileSync(join(chartDir, '../../docs/alerts.md'), 'utf8');
-    for (const r of rules.spec.groups.flatMap((g) => g.rules)) {
+    for (const r of alerts.all) {
       expect(r.for, r.alert).toMatch(/^\d+m$/);
       expect(['warning', 'critical'], r.alert).toContain(r.labels?.severity);
       expect(r.annotations?.summary, r.alert).toBeTruthy();
@@ -298,14 +231,14 @@ describe('PrometheusRule against the real /metrics (promtool)', () => {
   });
 
   it('promtool check rules accepts the rendered rules (expressions and annotation templates)', () => {
-    const r = promtool(['check', 'rules', rulesFile(true)]);
+    const r = promtool(['check', 'rules', alerts.file(true)]);
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(r.stdout).toMatch(/SUCCESS: 6 rules found/);
+    expect(r.stdout).toMatch(/SUCCESS: 8 rules found/);
   });
 
-  it('every metric an alert names is in the scrapes', () => {
+  it('every metric an alert names is in the scrapes (the broker alerts\': in chart-monitoring-broker.test.ts\'s)', () => {
     const have = scrapedNames();
-    for (const r of rules.spec.groups.flatMap((g) => g.rules)) {
+    for (const r of alerts.all.filter((x) => !BROKER_ALERTS.includes(x.alert!))) {
       const names = metricNames(r.expr);
       expect(names.length, r.alert).toBeGreaterThan(0);
       for (const n of names) expect(have.has(n), `${r.alert}: ${n} is not exported by the operator`).toBe(true);
@@ -341,7 +274,7 @@ describe('PrometheusRule against the real /metrics (promtool)', () => {
     const ratio = branchCallErrorRatio(scrape.healthy!, scrape.troubled!);
     expect(ratio).toBeGreaterThan(0);
     renderRules(Math.min(1, ratio * 2));
-    const quiet = runPromtoolTest([
+    const quiet = alerts.test([
       {
         name: 'the same trouble under a threshold above its error ratio',
         interval: `${STEP_MIN}m`,
@@ -351,22 +284,22 @@ describe('PrometheusRule against the real /metrics (promtool)', () => {
     ]);
     expect(quiet.status, quiet.out).toBe(0);
     renderRules(ratio / 2);
-    const r = runPromtoolTest([
+    const r = alerts.test([
       {
         name: 'one operator: healthy, then trouble, then nothing moves',
         interval: `${STEP_MIN}m`,
         input_series: troubleTimeline(scrape.healthy!, scrape.troubled!, 'kubetx-0'),
         alert_rule_test: [
-          ...expectAt(10, {}),
-          ...expectAt(29, {}),
-          ...expectAt(50, {
+          ...alerts.expectAt(10, {}),
+          ...alerts.expectAt(29, {}),
+          ...alerts.expectAt(50, {
             KubetxTransactionEscalated: [{ severity: 'warning', ...sel, reason: 'InvalidEndpoint' }],
             KubetxTransactionsStalled: stalled,
             KubetxBranchCallErrors: warning,
             KubetxReconcileErrors: warning,
             ...(stuckWhileClimbing ? { KubetxTransactionsStuck: warning } : {}),
           }),
-          ...expectAt(115, { KubetxTransactionsStalled: stalled, KubetxTransactionsStuck: warning }),
+          ...alerts.expectAt(115, { KubetxTransactionsStalled: stalled, KubetxTransactionsStuck: warning }),
         ],
       },
     ]);
@@ -376,24 +309,24 @@ describe('PrometheusRule against the real /metrics (promtool)', () => {
   });
 
   it('no leader: a standby alone fires KubetxNoLeader after 5m, and so does no series at all; a leader does not', () => {
-    const r = runPromtoolTest([
+    const r = alerts.test([
       {
         name: 'a standby replica, the Lease held by a replica that is gone',
         interval: '1m',
         input_series: held(scrape.standby!, 'kubetx-1', 20),
-        alert_rule_test: [...expectAt(3, {}), ...expectAt(10, { KubetxNoLeader: [{ severity: 'critical', ...sel }] })],
+        alert_rule_test: [...alerts.expectAt(3, {}), ...alerts.expectAt(10, { KubetxNoLeader: [{ severity: 'critical', ...sel }] })],
       },
       {
         name: 'the healthy leader and the standby',
         interval: '1m',
         input_series: [...held(scrape.healthy!, 'kubetx-0', 20), ...held(scrape.standby!, 'kubetx-1', 20)],
-        alert_rule_test: expectAt(15, {}),
+        alert_rule_test: alerts.expectAt(15, {}),
       },
       {
         name: 'no operator scraped',
         interval: '1m',
         input_series: [{ series: `up{job="${JOB}", namespace="${RELEASE_NS}", instance="kubetx-0"}`, values: Array(20).fill('0').join(' ') }],
-        alert_rule_test: [...expectAt(10, { KubetxNoLeader: [{ severity: 'critical', ...sel }] })],
+        alert_rule_test: [...alerts.expectAt(10, { KubetxNoLeader: [{ severity: 'critical', ...sel }] })],
       },
     ]);
     expect(r.status, r.out).toBe(0);

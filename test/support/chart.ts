@@ -272,3 +272,131 @@ export function metricNames(expr: string): string[] {
   }
   return [...names].sort();
 }
+
+// ---- the chart's PrometheusRule under promtool ----------------------------
+
+/** The release the rules are rendered for, and so the labels their selector wants: job="kubetx-metrics", namespace="kubetx-system". */
+export const MONITORED = { job: 'kubetx-metrics', namespace: 'kubetx-system' } as const;
+
+export interface AlertRule {
+  alert?: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+export interface PrometheusRule {
+  spec: { groups: Array<{ name: string; rules: AlertRule[] }> };
+}
+
+/** A promtool input series. */
+export interface InputSeries {
+  series: string;
+  values: string;
+}
+
+/**
+ * The chart's PrometheusRule (release "kubetx" in MONITORED.namespace) and
+ * `promtool test rules` on it, with the files promtool reads in `dir`.
+ */
+export class AlertRules {
+  rules!: PrometheusRule;
+
+  constructor(private readonly dir: string) {
+    this.render();
+  }
+
+  /** Renders the rules again with these prometheusRule values over the chart's defaults (enabled). */
+  render(values: Record<string, unknown> = {}): this {
+    const prometheusRule = { enabled: true, ...values };
+    this.rules = renderChart({ release: 'kubetx', namespace: MONITORED.namespace, values: { prometheusRule } }).one<PrometheusRule>('PrometheusRule');
+    return this;
+  }
+
+  get all(): AlertRule[] {
+    return this.rules.spec.groups.flatMap((g) => g.rules);
+  }
+
+  get alertNames(): string[] {
+    return this.all.map((r) => r.alert).filter((a): a is string => !!a);
+  }
+
+  /** The rules as the chart renders them, annotations dropped (promtool compares them verbatim; `check rules` validates their templates). */
+  file(withAnnotations: boolean): string {
+    const groups = this.rules.spec.groups.map((g) => ({
+      name: g.name,
+      rules: g.rules.map((r) => (withAnnotations ? r : { ...r, annotations: undefined })),
+    }));
+    const path = join(this.dir, withAnnotations ? 'rules.yaml' : 'rules-bare.yaml');
+    writeFileSync(path, stringify({ groups }));
+    return path;
+  }
+
+  /** `promtool test rules` of these tests (1m evaluation interval) on the rules as rendered now. */
+  test(tests: unknown[]): { status: number | null; out: string } {
+    const file = join(this.dir, `test-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, stringify({ rule_files: [this.file(false)], evaluation_interval: '1m', tests }, { lineWidth: 0 }));
+    const r = promtool(['test', 'rules', file], this.dir);
+    return { status: r.status, out: `${r.stdout}\n${r.stderr}` };
+  }
+
+  /** alert_rule_test entries: at `minute`, each alert of `alerts` (default: all) fires with exactly the listed label sets (none: not firing). */
+  expectAt(minute: number, firing: Record<string, Array<Record<string, string>>>, alerts: string[] = this.alertNames) {
+    return alerts.map((alertname) => ({
+      eval_time: `${minute}m`,
+      alertname,
+      exp_alerts: (firing[alertname] ?? []).map((labels) => ({ exp_labels: labels })),
+    }));
+  }
+}
+
+// ---- promtool input series from scrapes ------------------------------------
+
+const isCounter = (s: Sample) => s.type === 'counter' || s.type === 'histogram' || s.type === 'summary' && /_(sum|count)$/.test(s.name);
+const sampleKey = (s: Sample) => `${s.name}${JSON.stringify(Object.entries(s.labels).sort())}`;
+
+/** The series as the ServiceMonitor's scrape labels it (MONITORED, instance and pod). */
+export function seriesName(s: Sample, instance: string): string {
+  const labels = { ...s.labels, ...MONITORED, instance, pod: instance };
+  return `${s.name}{${Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')}}`;
+}
+
+/** One stretch of a timeline: `minutes` samples (1m steps) ending at the values of `scrape`. */
+export interface Phase {
+  scrape: Sample[];
+  minutes: number;
+  /**
+   * Counters climb linearly from the previous phase's values (0 for a series
+   * it lacks) to this scrape's over the phase, what the operator counted
+   * between the two scrapes spread out, while gauges take this scrape's values
+   * at once. Otherwise every series holds this scrape's value.
+   */
+  climb?: boolean;
+}
+
+/** promtool input_series of one process scraped several times, phase after phase; a series a scrape lacks is missing ("_") for its phase. */
+export function timeline(phases: Phase[], instance: string): InputSeries[] {
+  const maps = phases.map((p) => new Map(p.scrape.map((s) => [sampleKey(s), s])));
+  const keys = new Set(maps.flatMap((m) => [...m.keys()]));
+  const out: InputSeries[] = [];
+  for (const k of keys) {
+    const values: string[] = [];
+    phases.forEach((p, j) => {
+      const b = maps[j]!.get(k);
+      const from = j > 0 ? maps[j - 1]!.get(k)?.value ?? 0 : 0;
+      for (let i = 1; i <= p.minutes; i++) {
+        if (!b) values.push('_');
+        else if (p.climb && isCounter(b)) values.push(String(from + ((b.value - from) * i) / p.minutes));
+        else values.push(String(b.value));
+      }
+    });
+    const s = maps.map((m) => m.get(k)).find((x) => x !== undefined)!;
+    out.push({ series: seriesName(s, instance), values: values.join(' ') });
+  }
+  return out;
+}
+
+/** Every series of one scrape holding its value for n samples. */
+export function held(samples: Sample[], instance: string, n: number): InputSeries[] {
+  return timeline([{ scrape: samples, minutes: n }], instance);
+}
