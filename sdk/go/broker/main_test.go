@@ -255,6 +255,17 @@ func (f *fixture) natsPending() (uint64, int) {
 	return info.NumPending, info.NumAckPending
 }
 
+// expectNothingPending fails the test when the durable or the group still holds a message.
+func (f *fixture) expectNothingPending() {
+	f.t.Helper()
+	if p, ap := f.natsPending(); p != 0 || ap != 0 {
+		f.t.Errorf("JetStream pending %d, ack pending %d", p, ap)
+	}
+	if n := f.redisPending(); n != 0 {
+		f.t.Errorf("Redis pending %d", n)
+	}
+}
+
 // redisPending is the number of entries delivered to the group and not acked, over all shards.
 func (f *fixture) redisPending() int64 {
 	f.t.Helper()

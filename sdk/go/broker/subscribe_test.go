@@ -63,12 +63,7 @@ func TestEachMessageAppliedOnceOnBothPaths(t *testing.T) {
 	if len(used) < 50 {
 		t.Errorf("only %d shards used", len(used))
 	}
-	if p, ap := f.natsPending(); p != 0 || ap != 0 {
-		t.Errorf("JetStream pending %d, ack pending %d", p, ap)
-	}
-	if n := f.redisPending(); n != 0 {
-		t.Errorf("Redis pending %d", n)
-	}
+	f.expectNothingPending()
 }
 
 func TestSameIDOnBothPathsAndGRPCAppliedOnce(t *testing.T) {
@@ -105,12 +100,7 @@ func TestSameIDOnBothPathsAndGRPCAppliedOnce(t *testing.T) {
 			t.Errorf("%s applied %d times", m.id, applied[m.id])
 		}
 	}
-	if p, ap := f.natsPending(); p != 0 || ap != 0 {
-		t.Errorf("JetStream pending %d, ack pending %d", p, ap)
-	}
-	if n := f.redisPending(); n != 0 {
-		t.Errorf("Redis pending %d", n)
-	}
+	f.expectNothingPending()
 }
 
 // crashAfterCommit runs a subscriber that "crashes" right after its local
@@ -195,12 +185,7 @@ func TestCrashBetweenCommitAndAckRedeliveredAppliedOnce(t *testing.T) {
 	if c := sub.Counters(); c.NATS != want || c.Redis != want {
 		t.Errorf("counters %+v, want %+v on both paths", c, want)
 	}
-	if p, ap := f.natsPending(); p != 0 || ap != 0 {
-		t.Errorf("JetStream pending %d, ack pending %d", p, ap)
-	}
-	if n := f.redisPending(); n != 0 {
-		t.Errorf("Redis pending %d", n)
-	}
+	f.expectNothingPending()
 	sub.Stop()
 
 	// A restart under the same consumer name reads its own pending entry
@@ -280,12 +265,7 @@ func TestHandlerErrorRedeliveredLater(t *testing.T) {
 			t.Errorf("counters %+v", c)
 		}
 	}
-	if p, ap := f.natsPending(); p != 0 || ap != 0 {
-		t.Errorf("JetStream pending %d, ack pending %d", p, ap)
-	}
-	if n := f.redisPending(); n != 0 {
-		t.Errorf("Redis pending %d", n)
-	}
+	f.expectNothingPending()
 }
 
 func TestPerKeyOrderWithinEachPath(t *testing.T) {
@@ -464,12 +444,7 @@ func TestSlowAckDoesNotHoldItsKey(t *testing.T) {
 	if want := []string{first.id, second.id, viaRedis.id}; !reflect.DeepEqual(order, want) {
 		t.Errorf("applied in order %v, want %v", order, want)
 	}
-	if p, ap := f.natsPending(); p != 0 || ap != 0 {
-		t.Errorf("JetStream pending %d, ack pending %d", p, ap)
-	}
-	if n := f.redisPending(); n != 0 {
-		t.Errorf("Redis pending %d", n)
-	}
+	f.expectNothingPending()
 }
 
 func TestMalformedMessagesDropped(t *testing.T) {
