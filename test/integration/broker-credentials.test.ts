@@ -4,13 +4,19 @@
  * capable user is an ACL user with a password. The operator reads
  * --nats-secret (key `token`) and --redis-secret (`username`, `password`) and
  * delivers on both routes; without the Secret it refuses to start, naming it.
+ * And a nats-server that takes only mutual TLS: ca.crt, tls.crt and tls.key
+ * of --nats-secret.
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DistributedTransaction } from '../../src/api/types.js';
 import { RouteSwitch } from '../../src/brokers/route-switch.js';
+import { makeCertificates } from '../support/control-plane.js';
 import { freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { startNats, type NatsServer } from '../support/nats.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
@@ -75,6 +81,38 @@ describe('broker credentials from Secrets', () => {
       (err: Error) => err.message,
     );
     expect(failed).toContain(`--nats-secret: Secret ${ns}/no-such-secret: not found`);
+  });
+
+  it('mutual TLS to NATS: the CA, client certificate and key from --nats-secret', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kubetx-nats-tls-'));
+    const certs = makeCertificates(dir);
+    const tlsNats = await startNats({ config: [`tls { cert_file: "${certs.servingCert}", key_file: "${certs.servingKey}", ca_file: "${certs.caCert}", verify: true }`] });
+    try {
+      const pem = (f: string) => readFileSync(f, 'utf8');
+      const tls = { ca: pem(certs.caCert), cert: pem(certs.adminCert), key: pem(certs.adminKey) };
+      // Without a client certificate the server refuses: the test would pass on a server that asks for none otherwise.
+      await expect(connect({ servers: tlsNats.url, tls: { ca: tls.ca }, reconnect: false, timeout: 3000 })).rejects.toThrow();
+      const nc = await connect({ servers: tlsNats.url, tls });
+      await (await jetstreamManager(nc)).streams.add({ name: 'KUBETX_TLS', subjects: [`kubetx.${ns}.>`], storage: StorageType.Memory });
+      await nc.close();
+      await kc.makeApiClient(k8s.CoreV1Api).createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'nats-tls' }, stringData: { 'ca.crt': tls.ca, 'tls.crt': tls.cert, 'tls.key': tls.key } } });
+      const tlsOperator = await startOperator({
+        kubeconfig: kubeconfigPath(),
+        namespaces: [ns],
+        args: ['--nats-url', tlsNats.url, '--nats-secret', 'nats-tls', '--redis-url', redis.url, '--redis-secret', 'redis-auth', '--leader-election-namespace', ns, '--broker-route-configmap', 'route-tls'],
+      });
+      try {
+        await tlsOperator.waitForLog((l) => l.msg === 'nats: connected');
+        const tx = await txs.create(notify());
+        const done = await txs.untilPhase(ns, tx.metadata.name, ['Delivered'], 60_000);
+        expect(done.status?.branches?.[0]?.delivery).toMatchObject({ route: 'nats', stream: 'KUBETX_TLS' });
+      } finally {
+        await tlsOperator.kill('SIGKILL');
+      }
+    } finally {
+      await tlsNats.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('token for NATS, ACL user and password for Redis: delivered on both routes', async () => {

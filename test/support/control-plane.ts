@@ -167,7 +167,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   }
 }
 
-interface Certificates {
+export interface Certificates {
   caCert: string;
   caKey: string;
   servingCert: string;
@@ -178,8 +178,13 @@ interface Certificates {
   saPub: string;
 }
 
-/** openssl is on every Debian image; .ci/run installs it where missing. */
-function makeCertificates(dir: string): Certificates {
+/**
+ * A throwaway CA, a serving certificate for 127.0.0.1/localhost (serverAuth) and
+ * a client certificate (clientAuth), as PEM files in `dir`: the control plane's,
+ * and any test server's that needs TLS (the broker tests' nats-server).
+ * openssl is on every Debian image; .ci/run installs it where missing.
+ */
+export function makeCertificates(dir: string): Certificates {
   const p = (f: string) => join(dir, f);
   const ossl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=kubetx-test-ca',
