@@ -4,8 +4,8 @@
  * capable user is an ACL user with a password. The operator reads
  * --nats-secret (key `token`) and --redis-secret (`username`, `password`) and
  * delivers on both routes; without the Secret it refuses to start, naming it.
- * And a nats-server that takes only mutual TLS: ca.crt, tls.crt and tls.key
- * of --nats-secret.
+ * And TLS: a nats-server that takes only mutual TLS (ca.crt, tls.crt and tls.key
+ * of --nats-secret) and a redis-server on a TLS port (rediss://, ca.crt of --redis-secret).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DistributedTransaction } from '../../src/api/types.js';
 import { RouteSwitch } from '../../src/brokers/route-switch.js';
-import { makeCertificates } from '../support/control-plane.js';
+import { freePorts, makeCertificates } from '../support/control-plane.js';
 import { freshNamespace, kubeConfig, kubeconfigPath } from '../support/env.js';
 import { startNats, type NatsServer } from '../support/nats.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
@@ -83,10 +83,13 @@ describe('broker credentials from Secrets', () => {
     expect(failed).toContain(`--nats-secret: Secret ${ns}/no-such-secret: not found`);
   });
 
-  it('mutual TLS to NATS: the CA, client certificate and key from --nats-secret', async () => {
+  it('TLS: mutual TLS to NATS (CA, client certificate and key from --nats-secret), rediss:// with the CA from --redis-secret', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kubetx-nats-tls-'));
     const certs = makeCertificates(dir);
     const tlsNats = await startNats({ config: [`tls { cert_file: "${certs.servingCert}", key_file: "${certs.servingKey}", ca_file: "${certs.caCert}", verify: true }`] });
+    // The plain port stays for the harness's readiness check; the operator is given only the TLS one.
+    const [tlsPort] = (await freePorts(1)) as [number];
+    const tlsRedis = await startRedis({ args: ['--tls-port', String(tlsPort), '--tls-cert-file', certs.servingCert, '--tls-key-file', certs.servingKey, '--tls-ca-cert-file', certs.caCert, '--tls-auth-clients', 'no'] });
     try {
       const pem = (f: string) => readFileSync(f, 'utf8');
       const tls = { ca: pem(certs.caCert), cert: pem(certs.adminCert), key: pem(certs.adminKey) };
@@ -95,22 +98,33 @@ describe('broker credentials from Secrets', () => {
       const nc = await connect({ servers: tlsNats.url, tls });
       await (await jetstreamManager(nc)).streams.add({ name: 'KUBETX_TLS', subjects: [`kubetx.${ns}.>`], storage: StorageType.Memory });
       await nc.close();
-      await kc.makeApiClient(k8s.CoreV1Api).createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'nats-tls' }, stringData: { 'ca.crt': tls.ca, 'tls.crt': tls.cert, 'tls.key': tls.key } } });
+      const core = kc.makeApiClient(k8s.CoreV1Api);
+      await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'nats-tls' }, stringData: { 'ca.crt': tls.ca, 'tls.crt': tls.cert, 'tls.key': tls.key } } });
+      await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'redis-tls' }, stringData: { 'ca.crt': tls.ca } } });
       const tlsOperator = await startOperator({
         kubeconfig: kubeconfigPath(),
         namespaces: [ns],
-        args: ['--nats-url', tlsNats.url, '--nats-secret', 'nats-tls', '--redis-url', redis.url, '--redis-secret', 'redis-auth', '--leader-election-namespace', ns, '--broker-route-configmap', 'route-tls'],
+        args: ['--nats-url', tlsNats.url, '--nats-secret', 'nats-tls', '--redis-url', `rediss://127.0.0.1:${tlsPort}`, '--redis-secret', 'redis-tls', '--leader-election-namespace', ns, '--broker-route-configmap', 'route-tls'],
       });
       try {
         await tlsOperator.waitForLog((l) => l.msg === 'nats: connected');
         const tx = await txs.create(notify());
         const done = await txs.untilPhase(ns, tx.metadata.name, ['Delivered'], 60_000);
         expect(done.status?.branches?.[0]?.delivery).toMatchObject({ route: 'nats', stream: 'KUBETX_TLS' });
+        // Failed over by hand: the next message goes to Redis over TLS.
+        const rs = new RouteSwitch({ kubeConfig: kc, namespace: ns, name: 'route-tls', identity: 'test' });
+        await rs.start();
+        await rs.flip('redis', { reason: 'Test', manual: true });
+        rs.stop();
+        await tlsOperator.waitForLog((l) => l.msg === 'broker route changed' && l.to === 'redis', 30_000);
+        const viaRedis = await txs.create(notify());
+        const onRedis = await txs.untilPhase(ns, viaRedis.metadata.name, ['Delivered'], 60_000);
+        expect(onRedis.status?.branches?.[0]?.delivery?.route).toBe('redis');
       } finally {
         await tlsOperator.kill('SIGKILL');
       }
     } finally {
-      await tlsNats.stop();
+      await Promise.all([tlsNats.stop(), tlsRedis.stop()]);
       rmSync(dir, { recursive: true, force: true });
     }
   });
