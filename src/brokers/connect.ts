@@ -12,8 +12,8 @@
  *
  * Secret keys: NATS — `token`, or `user` + `password`, or `creds` (a NATS
  * credentials file), and optionally `ca.crt`, `tls.crt` + `tls.key`; Redis —
- * `password` (and `username` for an ACL user), optionally `ca.crt` (with a
- * rediss:// URL).
+ * `password` (and `username` for an ACL user), optionally `ca.crt` and
+ * `tls.crt` + `tls.key` (with a rediss:// URL).
  */
 import * as k8s from '@kubernetes/client-node';
 import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
@@ -157,32 +157,57 @@ function redisOptions(s: BrokerSettings, secret: Record<string, string> | undefi
   };
   if (secret?.password) opts.password = secret.password;
   if (secret?.username) opts.username = secret.username;
-  if (secret?.['ca.crt']) {
-    if (!s.redisUrl.startsWith('rediss://')) throw new Error('--redis-secret: has "ca.crt" but --redis-url is not rediss://');
-    opts.tls = { ca: secret['ca.crt'] };
+  if (secret?.['ca.crt'] || secret?.['tls.crt']) {
+    if (!s.redisUrl.startsWith('rediss://')) throw new Error('--redis-secret: has TLS material (ca.crt, tls.crt) but --redis-url is not rediss://');
+    if (!!secret['tls.crt'] !== !!secret['tls.key']) throw new Error('--redis-secret: "tls.crt" and "tls.key" go together');
+    opts.tls = {
+      ...(secret['ca.crt'] ? { ca: secret['ca.crt'] } : {}),
+      ...(secret['tls.crt'] ? { cert: secret['tls.crt'], key: secret['tls.key'] } : {}),
+    };
   }
   return opts;
 }
 
 /**
  * A NatsPublisher whose connection may not exist yet: connecting runs in the
- * background (retrying for ever), and until it has succeeded every publish and
- * probe fails `unavailable` (NotConnected) — the router then fails over.
+ * background, and until it has succeeded every publish and probe fails
+ * `unavailable` (NotConnected) — the router then fails over. A first connect
+ * the server refuses (credentials, TLS) is tried again every RETRY_MS, logged
+ * once per distinct error, so fixing the Secret's counterpart on the server
+ * side needs no operator restart.
  */
 class LazyNats {
+  private static readonly RETRY_MS = 5000;
   private publisher?: NatsPublisher;
   private connection?: NatsConnection;
   private closed = false;
+  private retry?: NodeJS.Timeout;
+  private lastError?: string;
 
-  constructor(opts: ConnectionOptions, publisherOpts: { timeoutMs: number; stream?: string }, logger: Logger) {
-    void connect(opts).then(
+  constructor(
+    private readonly opts: ConnectionOptions,
+    private readonly publisherOpts: { timeoutMs: number; stream?: string },
+    private readonly logger: Logger,
+  ) {
+    this.connect();
+  }
+
+  private connect(): void {
+    void connect(this.opts).then(
       (nc) => {
         if (this.closed) return void nc.close();
         this.connection = nc;
-        this.publisher = new NatsPublisher({ connection: nc, ...publisherOpts });
-        logger.info({ server: nc.getServer() }, 'nats: connected');
+        this.publisher = new NatsPublisher({ connection: nc, ...this.publisherOpts });
+        this.logger.info({ server: nc.getServer() }, 'nats: connected');
       },
-      (err: unknown) => logger.error({ err: (err as Error).message }, 'nats: cannot connect (delivery stays on the other route)'),
+      (err: unknown) => {
+        const text = (err as Error).message;
+        if (text !== this.lastError) this.logger.error({ err: text, retryInMs: LazyNats.RETRY_MS }, 'nats: cannot connect (delivery stays on the other route)');
+        this.lastError = text;
+        if (this.closed) return;
+        this.retry = setTimeout(() => this.connect(), LazyNats.RETRY_MS);
+        this.retry.unref();
+      },
     );
   }
 
@@ -196,6 +221,7 @@ class LazyNats {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
     await this.connection?.close().catch(() => undefined);
   }
 }

@@ -18,7 +18,7 @@ export const brokerUsage = `  --nats-url URL[,URL]              deliver Message/
   --nats-secret NAME                Secret (operator namespace): token | user+password | creds; ca.crt, tls.crt+tls.key
   --nats-stream NAME                the JetStream stream that must store messages of branches naming none (default: any)
   --redis-url URL                   the Redis fallback (redis:// or rediss://; required with --nats-url; not Redis Cluster)
-  --redis-secret NAME               Secret (operator namespace): password (username); ca.crt with rediss://
+  --redis-secret NAME               Secret (operator namespace): password (username); ca.crt, tls.crt+tls.key with rediss://
   --broker-subject-prefix P         subjects are P.<namespace>.<subject> (default ${DEFAULT_SUBJECT_PREFIX})
   --broker-redis-prefix P           Redis keys are P:<subject>:<shard> (default ${DEFAULT_REDIS_PREFIX})
   --broker-redis-shards N           Redis streams per subject, chosen by hashing the message key (default ${DEFAULT_REDIS_SHARDS}; 1..1024)

@@ -5,7 +5,8 @@
  * --nats-secret (key `token`) and --redis-secret (`username`, `password`) and
  * delivers on both routes; without the Secret it refuses to start, naming it.
  * And TLS: a nats-server that takes only mutual TLS (ca.crt, tls.crt and tls.key
- * of --nats-secret) and a redis-server on a TLS port (rediss://, ca.crt of --redis-secret).
+ * of --nats-secret) and a redis-server on a TLS port that asks for client certificates (rediss://;
+ * ca.crt, tls.crt, tls.key of --redis-secret).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,13 +84,13 @@ describe('broker credentials from Secrets', () => {
     expect(failed).toContain(`--nats-secret: Secret ${ns}/no-such-secret: not found`);
   });
 
-  it('TLS: mutual TLS to NATS (CA, client certificate and key from --nats-secret), rediss:// with the CA from --redis-secret', async () => {
+  it('TLS: mutual TLS to NATS (CA, client certificate and key from --nats-secret), rediss:// with the CA and a client certificate from --redis-secret', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kubetx-nats-tls-'));
     const certs = makeCertificates(dir);
     const tlsNats = await startNats({ config: [`tls { cert_file: "${certs.servingCert}", key_file: "${certs.servingKey}", ca_file: "${certs.caCert}", verify: true }`] });
     // The plain port stays for the harness's readiness check; the operator is given only the TLS one.
     const [tlsPort] = (await freePorts(1)) as [number];
-    const tlsRedis = await startRedis({ args: ['--tls-port', String(tlsPort), '--tls-cert-file', certs.servingCert, '--tls-key-file', certs.servingKey, '--tls-ca-cert-file', certs.caCert, '--tls-auth-clients', 'no'] });
+    const tlsRedis = await startRedis({ args: ['--tls-port', String(tlsPort), '--tls-cert-file', certs.servingCert, '--tls-key-file', certs.servingKey, '--tls-ca-cert-file', certs.caCert, '--tls-auth-clients', 'yes'] });
     try {
       const pem = (f: string) => readFileSync(f, 'utf8');
       const tls = { ca: pem(certs.caCert), cert: pem(certs.adminCert), key: pem(certs.adminKey) };
@@ -100,7 +101,7 @@ describe('broker credentials from Secrets', () => {
       await nc.close();
       const core = kc.makeApiClient(k8s.CoreV1Api);
       await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'nats-tls' }, stringData: { 'ca.crt': tls.ca, 'tls.crt': tls.cert, 'tls.key': tls.key } } });
-      await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'redis-tls' }, stringData: { 'ca.crt': tls.ca } } });
+      await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'redis-tls' }, stringData: { 'ca.crt': tls.ca, 'tls.crt': tls.cert, 'tls.key': tls.key } } });
       const tlsOperator = await startOperator({
         kubeconfig: kubeconfigPath(),
         namespaces: [ns],
