@@ -130,6 +130,25 @@ describe('broker credentials from Secrets', () => {
     }
   });
 
+  it('NATS refuses the token at first: the operator keeps trying and connects once the server takes it', async () => {
+    const wrong = await startNats({ config: ['authorization { token: "another-token" }'] });
+    let retrying: OperatorProcess | undefined;
+    try {
+      retrying = await startOperator({
+        kubeconfig: kubeconfigPath(),
+        namespaces: [ns],
+        args: ['--nats-url', wrong.url, '--nats-secret', 'nats-auth', '--redis-url', redis.url, '--redis-secret', 'redis-auth', '--leader-election-namespace', ns, '--broker-route-configmap', 'route-retry'],
+      });
+      await retrying.waitForLog((l) => l.msg === 'nats: cannot connect (delivery stays on the other route)', 30_000);
+      // The server's side is fixed (it takes the operator's token now); no operator restart.
+      await wrong.restart([`authorization { token: "${TOKEN}" }`]);
+      await retrying.waitForLog((l) => l.msg === 'nats: connected', 30_000);
+    } finally {
+      await retrying?.kill('SIGKILL');
+      await wrong.stop();
+    }
+  });
+
   it('token for NATS, ACL user and password for Redis: delivered on both routes', async () => {
     operator = await startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns], args: brokerArgs('nats-auth') });
     await operator.waitForLog((l) => l.msg === 'nats: connected');

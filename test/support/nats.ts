@@ -36,8 +36,8 @@ export interface NatsServer {
   stop(): Promise<void>;
   /** SIGKILLs the server and waits for it to be gone; the store directory stays. */
   kill(): Promise<void>;
-  /** Stops the server if it is running (SIGTERM), starts it again on the same port and store. */
-  restart(): Promise<void>;
+  /** Stops the server if it is running (SIGTERM), starts it again on the same port and store; `config` replaces the extra configuration lines. */
+  restart(config?: string[]): Promise<void>;
   /** The last lines of the server's log, for error messages. */
   logTail(lines?: number): string;
 }
@@ -71,6 +71,7 @@ export async function startNats(options: StartNatsOptions = {}): Promise<NatsSer
   const storeDir = join(dir, 'jetstream');
   mkdirSync(storeDir);
   const configFile = join(dir, 'nats.conf');
+  let extra = options.config ?? [];
   const logFile = join(dir, 'nats.log');
   const pidFile = join(dir, 'server.pid');
 
@@ -99,7 +100,7 @@ export async function startNats(options: StartNatsOptions = {}): Promise<NatsSer
         `listen: "127.0.0.1:${port}"`,
         `http: "127.0.0.1:${monitorPort}"`,
         ...(jetstream ? [`jetstream { store_dir: ${JSON.stringify(storeDir)} }`] : []),
-        ...(options.config ?? []),
+        ...extra,
         '',
       ].join('\n'),
     );
@@ -162,9 +163,10 @@ export async function startNats(options: StartNatsOptions = {}): Promise<NatsSer
       return stopped;
     },
     kill: () => terminate('SIGKILL'),
-    async restart() {
+    async restart(config?: string[]) {
       if (stopped) throw new Error('nats-server: restart() after stop()');
       await terminate('SIGTERM');
+      if (config) extra = config;
       await launch(port, monitorPort);
     },
   };
