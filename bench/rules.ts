@@ -38,12 +38,16 @@ interface Variant {
   strip: (crd: Crd) => void;
   /** How the status is written: PUT of the object (what the operator does), or a JSON merge patch of status + resourceVersion. */
   how?: 'put' | 'patch';
+  /** The status written, changed from the committed one (to price a field's share of the object). */
+  status?: (s: TransactionStatus) => TransactionStatus;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Crd = any;
 
 const WRITERS = 32;
+/** KUBETX_BENCH_RULES_ONLY=a,b: only the variants whose label contains one of these (and the shipped one). */
+const ONLY = (process.env.KUBETX_BENCH_RULES_ONLY ?? '').split(',').filter(Boolean);
 const WRITE_MS = Number(process.env.KUBETX_BENCH_RULES_MS ?? 6_000);
 const ROUNDS = 2;
 
@@ -73,7 +77,7 @@ function unguard(node: unknown): void {
 
 const schemaOf = (crd: Crd) => crd.spec.versions[0].schema.openAPIV3Schema;
 
-const VARIANTS: Variant[] = [
+const ALL_VARIANTS: Variant[] = [
   { label: 'as shipped', group: 'kubetx.io', strip: () => undefined },
   { label: 'as shipped, written by merge patch (status + resourceVersion)', group: 'kubetx.io', strip: () => undefined, how: 'patch' },
   { label: 'create-only rules unguarded (run on every write)', group: 'unguarded.rules.bench', strip: (crd) => unguard(schemaOf(crd)) },
@@ -90,6 +94,31 @@ const VARIANTS: Variant[] = [
       delete spec['x-kubernetes-validations'];
       delete spec.properties.branches['x-kubernetes-validations'];
     },
+  },
+  {
+    // Server-side apply tracks every leaf of a granular list in metadata.managedFields; an atomic list is one entry.
+    label: 'status.branches and conditions atomic lists (managedFields: one entry each)',
+    group: 'atomiclists.rules.bench',
+    strip: (crd) => {
+      for (const list of ['branches', 'conditions']) {
+        const l = schemaOf(crd).properties.status.properties[list];
+        l['x-kubernetes-list-type'] = 'atomic';
+        delete l['x-kubernetes-list-map-keys'];
+      }
+    },
+  },
+  {
+    label: 'status an atomic map (managedFields: f:status only)',
+    group: 'atomicstatus.rules.bench',
+    strip: (crd) => {
+      schemaOf(crd).properties.status['x-kubernetes-map-type'] = 'atomic';
+    },
+  },
+  {
+    label: 'as shipped, status without branches[].history',
+    group: 'kubetx.io',
+    strip: () => undefined,
+    status: (s) => ({ ...s, branches: s.branches?.map(({ history: _h, ...b }) => b) }),
   },
   { label: 'no CEL rules in spec', group: 'nospec.rules.bench', strip: (crd) => dropValidations(schemaOf(crd).properties.spec) },
   { label: 'no CEL rules at all', group: 'nocel.rules.bench', strip: (crd) => dropValidations(schemaOf(crd)) },
@@ -111,7 +140,7 @@ async function installVariant(api: Api, v: Variant): Promise<void> {
   }
 }
 
-async function writeFor(env: RulesEnv, v: Variant, ns: string, branches: number, status: TransactionStatus): Promise<{ perWrite: number; writes: number; errors: number }> {
+async function writeFor(env: RulesEnv, v: Variant, ns: string, branches: number, status: TransactionStatus): Promise<{ perWrite: number; writes: number; errors: number; bytes: number; managedBytes: number }> {
   const collection = `/apis/${v.group}/v1alpha1/namespaces/${ns}/distributedtransactions`;
   const apiVersion = `${v.group}/v1alpha1`;
   const targets = await createTargets(WRITERS, (i) =>
@@ -133,30 +162,39 @@ async function writeFor(env: RulesEnv, v: Variant, ns: string, branches: number,
       if (reported++ < 2) env.say(`rules: ${v.label}: status write ${code}: ${body.slice(0, 300)}`);
     },
   });
-  return { perWrite: cpuDelta(cpu0, cpuSnapshot(env.controlPlane), ok || 1).apiserver, writes: ok, errors: conflicts + errors };
+  const perWrite = cpuDelta(cpu0, cpuSnapshot(env.controlPlane), ok || 1).apiserver;
+  // What the API server stores and sends to watchers after these writes (managedFields included).
+  const stored = await env.api.json<DistributedTransaction>('GET', `${collection}/${targets[0]!.name}`);
+  const bytes = JSON.stringify(stored).length;
+  const managedBytes = JSON.stringify((stored.metadata as { managedFields?: unknown[] }).managedFields ?? []).length;
+  return { perWrite, writes: ok, errors: conflicts + errors, bytes, managedBytes };
 }
 
 export async function rulesFigure(env: RulesEnv): Promise<string> {
+  const VARIANTS = ALL_VARIANTS.filter((v, i) => i === 0 || ONLY.length === 0 || ONLY.some((o) => v.label.includes(o)));
   for (const v of VARIANTS) await installVariant(env.api, v);
   const ns = await newNamespace(env.api, 'bench-rules');
-  const rows = ['| branches | CRD | kube-apiserver CPU ms per status write | ÷ as shipped | writes measured |', '| ---: | --- | ---: | ---: | ---: |'];
+  const rows = [
+    '| branches | CRD | kube-apiserver CPU ms per status write | ÷ as shipped | writes measured | object bytes (of it managedFields) |',
+    '| ---: | --- | ---: | ---: | ---: | ---: |',
+  ];
   for (const b of [4, 16]) {
     const status = await env.committedStatus(b);
-    const sums = new Map<string, { cpu: number; writes: number }>();
+    const sums = new Map<string, { cpu: number; writes: number; bytes: string }>();
     for (let r = 0; r < ROUNDS; r++) {
       const order = r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
       for (const v of order) {
-        const x = await writeFor(env, v, ns, b, status);
-        const s = sums.get(v.label) ?? { cpu: 0, writes: 0 };
-        sums.set(v.label, { cpu: s.cpu + x.perWrite * x.writes, writes: s.writes + x.writes });
-        env.say(`rules: ${b} branches, ${v.label}: ${x.perWrite.toFixed(2)} ms kube-apiserver CPU per status write (${x.writes} writes, ${x.errors} errors)`);
+        const x = await writeFor(env, v, ns, b, v.status ? v.status(status) : status);
+        const s = sums.get(v.label) ?? { cpu: 0, writes: 0, bytes: '' };
+        sums.set(v.label, { cpu: s.cpu + x.perWrite * x.writes, writes: s.writes + x.writes, bytes: `${x.bytes} (${x.managedBytes})` });
+        env.say(`rules: ${b} branches, ${v.label}: ${x.perWrite.toFixed(2)} ms kube-apiserver CPU per status write (${x.writes} writes, ${x.errors} errors, object ${x.bytes} B, managedFields ${x.managedBytes} B)`);
       }
     }
     const shipped = sums.get(VARIANTS[0]!.label)!;
     for (const v of VARIANTS) {
       const s = sums.get(v.label)!;
       const per = s.cpu / s.writes;
-      rows.push(`| ${b} | ${v.label} | ${per.toFixed(2)} | ${(per / (shipped.cpu / shipped.writes)).toFixed(2)}× | ${s.writes} |`);
+      rows.push(`| ${b} | ${v.label} | ${per.toFixed(2)} | ${(per / (shipped.cpu / shipped.writes)).toFixed(2)}× | ${s.writes} | ${s.bytes} |`);
     }
   }
   return (
