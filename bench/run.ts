@@ -8,7 +8,7 @@
  * bench/RESULTS.md, whose introduction says what each figure means.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { API_VERSION, type DistributedTransaction, type Mode, type TransactionStatus } from '../src/api/types.js';
@@ -133,7 +133,9 @@ async function probe(ctx: Ctx): Promise<void> {
   const { name } = await commitProbe({ api: ctx.api, tracker: ctx.tracker, make: txMaker(ctx, {}), prefix: 'probe', wantFinalizer: ctx.finalizerPolicy });
   const tx = await ctx.api.json<DistributedTransaction>('GET', txPath(ctx.ns, name));
   ctx.template = { status: tx.status!, spec: tx.spec };
-  say(`probe: 4-branch TCC committed; its status is ${JSON.stringify(tx.status).length} bytes of JSON`);
+  const managed = JSON.stringify((tx.metadata as { managedFields?: unknown[] }).managedFields ?? []).length;
+  say(`probe: 4-branch TCC committed; its status is ${JSON.stringify(tx.status).length} bytes of JSON, the whole object ${JSON.stringify(tx).length} (managedFields ${managed})`);
+  if (process.env.KUBETX_BENCH_DUMP_PROBE) writeFileSync(process.env.KUBETX_BENCH_DUMP_PROBE, JSON.stringify(tx, null, 1));
 }
 
 async function ceiling(ctx: Ctx): Promise<void> {

@@ -131,7 +131,11 @@ async function main(): Promise<void> {
     now,
     defaultTtlMs: flags.defaultTtlMs,
     admission,
-    step: makeStep({ message: { onCheckTimeout: flags.messageCheckTimeoutAction }, stall: { afterAttempts: flags.stallAfterAttempts, afterMs: flags.stallAfterMs } }),
+    step: makeStep({
+      message: { onCheckTimeout: flags.messageCheckTimeoutAction },
+      stall: { afterAttempts: flags.stallAfterAttempts, afterMs: flags.stallAfterMs },
+      callHistory: flags.callHistory,
+    }),
   });
   const shardLeases = flags.shards > 0 ? await joinShards(flags, kc, logger, metrics, () => manager) : undefined;
   manager = new Manager({

@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
-import { parseDuration, type CheckTimeoutAction } from '../engine/index.js';
+import { CALL_HISTORY_LEVELS, parseDuration, type CallHistory, type CheckTimeoutAction } from '../engine/index.js';
 import { parseCidr, splitHostPort, type Cidr } from '../participants/address-policy.js';
 import { EVENT_LEVELS, type EventLevel } from '../controller/event-level.js';
 import { QUEUE_DEFAULTS } from '../controller/rate-limiter.js';
@@ -51,6 +51,8 @@ export interface OperatorFlags {
   stallAfterAttempts: number;
   /** --events: which Events are recorded. */
   events: EventLevel;
+  /** --call-history: which answers status.branches[].history records. */
+  callHistory: CallHistory;
   stallAfterMs: number;
   identity: string;
   /** 0 = unlimited. */
@@ -112,6 +114,8 @@ export const usage = `kubetx operator
   --events LEVEL                    which Events to record: warnings (default: failures, rollbacks, escalations,
                                     refusals, answers to people), changes (also each transaction's Normal outcome),
                                     all (also the Normal decisions). The status is the audit trail either way
+  --call-history LEVEL              which answers status.branches[].history records: failures (default: from a branch's
+                                    first answer that was not ok on; a branch whose calls all succeeded has none) or all
   --stall-after-attempts N          condition Stalled=True once a branch failed N calls in a row in a phase that must succeed (default 5)
   --stall-after DUR                 ... or once a branch has been failing this long after the phase began (default 10m)
   --tracing                         export OpenTelemetry spans by OTLP/HTTP, configured by the OTEL_* variables
@@ -159,6 +163,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'message-check-timeout-action': { type: 'string', default: 'Rollback' },
       'stall-after-attempts': { type: 'string', default: '5' },
       events: { type: 'string', default: 'warnings' },
+      'call-history': { type: 'string', default: 'failures' },
       'stall-after': { type: 'string', default: '10m' },
       tracing: { type: 'boolean', default: false },
       ...brokerOptions,
@@ -195,6 +200,9 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const stallAttempts = /^\d+$/.test(values['stall-after-attempts']) ? Number(values['stall-after-attempts']) : NaN;
   if (!Number.isSafeInteger(stallAttempts) || stallAttempts < 1) throw new Error(`--stall-after-attempts: want an integer >= 1, got "${values['stall-after-attempts']}"`);
   if (!(EVENT_LEVELS as readonly string[]).includes(values.events)) throw new Error(`--events: want ${EVENT_LEVELS.join(', ')}, got "${values.events}"`);
+  if (!(CALL_HISTORY_LEVELS as readonly string[]).includes(values['call-history'])) {
+    throw new Error(`--call-history: want ${CALL_HISTORY_LEVELS.join(' or ')}, got "${values['call-history']}"`);
+  }
   const shards = /^\d+$/.test(values.shards) ? Number(values.shards) : NaN;
   if (!Number.isInteger(shards) || shards > 256) throw new Error(`--shards: want an integer 0..256 (0 = no sharding), got "${values.shards}"`);
   if (shards > 0 && values['leader-elect']) throw new Error('--shards and --leader-elect exclude each other: with --shards every replica works, on the shards it holds the Lease of');
@@ -266,6 +274,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     messageCheckTimeoutAction: checkTimeout,
     stallAfterAttempts: stallAttempts,
     events: values.events as EventLevel,
+    callHistory: values['call-history'] as CallHistory,
     stallAfterMs: duration('stall-after', values['stall-after']),
     tracing: values.tracing,
     broker: parseBrokerFlags(values, duration),

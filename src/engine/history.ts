@@ -2,6 +2,14 @@
  * Per-branch call history: the last MAX_HISTORY answers a branch's calls got,
  * kept in status.branches[].history for `kubectl dtx show`.
  *
+ * `failures` (the operator's default, --call-history) starts a branch's history
+ * at its first answer that was not ok and records every answer from then on; a
+ * branch whose calls all succeeded carries none, its state and attempts and the
+ * transaction's startTime/decisionTime/completionTime telling what happened.
+ * Two ok records per branch were a third of a committed status's bytes and cost
+ * the API server on every status write (bench/RESULTS.md, rules). `all`
+ * records every answer.
+ *
  * Computed from the outcomes a step was given (no clock: times are the
  * controller's finishedAt), only for an outcome that answers the call the
  * stored status has in flight, and only on a branch the step changed anyway:
@@ -19,8 +27,12 @@ export const MAX_HISTORY = 10;
 /** Bound on a record's message (the CRD's maxLength). */
 export const MAX_HISTORY_MESSAGE = 256;
 
+/** Which answers go into status.branches[].history. */
+export type CallHistory = 'all' | 'failures';
+export const CALL_HISTORY_LEVELS: readonly CallHistory[] = ['failures', 'all'];
+
 /** The step's output with each changed branch's history extended by the outcomes about it. */
-export function withHistory(input: StepInput, out: StepOutput): StepOutput {
+export function withHistory(input: StepInput, out: StepOutput, level: CallHistory = 'failures'): StepOutput {
   const branches = out.status?.branches;
   if (!Array.isArray(branches)) return out;
   const prevStatus: TransactionStatus = input.status && typeof input.status === 'object' ? input.status : {};
@@ -32,7 +44,11 @@ export function withHistory(input: StepInput, out: StepOutput): StepOutput {
   const next = branches.map((b) => {
     const prev = previous.get(b.name);
     const fresh = prev && !sameBranch(prev, b) ? outcomes.filter((o) => o.branch === b.name && answersCallInFlight(prev, o)) : [];
-    const history = boundHistory([...normalizeHistory(prev?.history), ...fresh.sort((x, y) => x.finishedAt - y.finishedAt).map(record)]);
+    const kept = normalizeHistory(prev?.history);
+    const records = fresh.sort((x, y) => x.finishedAt - y.finishedAt).map(record);
+    // Under `failures` a branch without history starts one at its first answer that was not ok.
+    const from = level === 'all' || kept.length > 0 ? 0 : records.findIndex((r) => r.outcome !== 'ok');
+    const history = boundHistory(from < 0 ? kept : [...kept, ...records.slice(from)]);
     const { history: _old, ...rest } = b;
     return history.length > 0 ? { ...rest, history } : rest;
   });

@@ -9,7 +9,7 @@ import { setCondition } from './conditions.js';
 import { truncate } from './text.js';
 import { startTimeOf } from './start-time.js';
 import { stepTcc } from './tcc.js';
-import { withHistory } from './history.js';
+import { withHistory, type CallHistory } from './history.js';
 import { stepSaga } from './saga.js';
 import { makeStepMessage, type MessageEngineOptions } from './message.js';
 import { stepNotify } from './notify.js';
@@ -75,7 +75,7 @@ export {
 export { getCondition, setCondition, type ConditionInput } from './conditions.js';
 export { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
 export { MAX_TEXT, truncate } from './text.js';
-export { MAX_HISTORY, MAX_HISTORY_MESSAGE, boundHistory, normalizeHistory, record as historyRecord, withHistory } from './history.js';
+export { CALL_HISTORY_LEVELS, MAX_HISTORY, MAX_HISTORY_MESSAGE, boundHistory, normalizeHistory, record as historyRecord, withHistory, type CallHistory } from './history.js';
 export { DEFAULT_STALL_AFTER_ATTEMPTS, DEFAULT_STALL_AFTER_MS, STALLED, type StallOptions } from './stalled.js';
 export { resumeHint } from './failure-report.js';
 export { startTimeOf, conservativeStart } from './start-time.js';
@@ -84,24 +84,26 @@ export { startTimeOf, conservativeStart } from './start-time.js';
 export interface EngineOptions {
   message?: MessageEngineOptions;
   stall?: StallOptions;
+  /** Which answers status.branches[].history records (--call-history). @default 'failures' */
+  callHistory?: CallHistory;
 }
 
 /** The one step for every mode, with the operator's engine settings. */
 export function makeStep(options: EngineOptions = {}): Step {
   const stepMessage = makeStepMessage(options.message);
-  return (input) => dispatch(input, stepMessage, options.stall);
+  return (input) => dispatch(input, stepMessage, options.stall, options.callHistory ?? 'failures');
 }
 
 /** The step with default settings. */
 export const step: Step = makeStep();
 
-function dispatch(input: StepInput, stepMessage: Step, stall: StallOptions | undefined): StepOutput {
+function dispatch(input: StepInput, stepMessage: Step, stall: StallOptions | undefined, callHistory: CallHistory): StepOutput {
   try {
     const mode: unknown = input?.tx?.spec?.mode;
     const step = mode === 'TCC' ? stepTcc : mode === 'Saga' ? stepSaga : mode === 'Message' ? stepMessage : mode === 'Notify' ? stepNotify : undefined;
     if (!step) return unsupportedMode(input, mode);
     // What the status says about failures is the same for every mode.
-    return withStalled(input, withFailureReport(input, withHistory(input, step(input))), stall);
+    return withStalled(input, withFailureReport(input, withHistory(input, step(input), callHistory)), stall);
   } catch (err) {
     // Last line of defence: a bug must not crash the controller, nor retry blindly every minute forever.
     try {

@@ -63,6 +63,7 @@ const defaultArgs = [
   '--stall-after-attempts=5',
   '--stall-after=10m',
   '--events=warnings',
+  '--call-history=failures',
   '--log-level=info',
   '--leader-elect',
   '--leader-election-namespace=kubetx-system',

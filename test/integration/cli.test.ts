@@ -48,7 +48,8 @@ beforeAll(async () => {
   unwatched = await freshNamespace(kc, 'cli-unwatched');
   txs = transactions(kc);
   pay = await startPayment();
-  operator = await startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns, ns2] });
+  // Every answer in status.branches[].history (the default records failures only), so `show` has calls to list.
+  operator = await startOperator({ kubeconfig: kubeconfigPath(), namespaces: [ns, ns2], args: ['--call-history', 'all'] });
   await committed('alpha', ns, { app: 'a' });
   await committed('beta', ns, { app: 'b' });
   await committed('gamma', ns2, { app: 'a' });
@@ -164,7 +165,7 @@ describe('kubectl dtx show and the call history', () => {
     expect(r.stdout).toMatch(/Results:\n {2}inventory \((json|text|base64)\)/);
   });
 
-  it('status keeps one record per answered call, bounded; what it costs a committed 4-branch TCC', async () => {
+  it('status keeps one record per answered call with --call-history all, bounded; what it costs a committed 4-branch TCC', async () => {
     const tx = await txs.get(ns, 'alpha');
     for (const b of tx.status!.branches!) {
       expect(b.history?.map((h) => `${h.method}:${h.attempt}:${h.outcome}`)).toEqual(['Try:1:ok', 'Confirm:1:ok']);

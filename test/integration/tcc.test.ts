@@ -122,6 +122,10 @@ describe('TCC payment', () => {
       expect(credit.lastError).toBeUndefined();
       expect(credit.nextAttemptTime).toBeUndefined();
       expect(tx.status!.branches!.find((b) => b.name === 'order')!.attempts).toBe(1);
+      // --call-history failures (the default): credit's history starts at its first failed Confirm;
+      // the branches whose calls all succeeded carry none.
+      expect(credit.history?.map((h) => `${h.method}:${h.attempt}:${h.outcome}`)).toEqual(['Confirm:1:retryable', 'Confirm:2:retryable', 'Confirm:3:retryable', 'Confirm:4:ok']);
+      expect(tx.status!.branches!.filter((b) => b.name !== 'credit').map((b) => b.history)).toEqual([undefined, undefined, undefined]);
       const m = await operator.metrics();
       expect(counterValue(m, 'kubetx_branch_calls_total', { method: 'Confirm', code: 'UNAVAILABLE' })).toBeGreaterThanOrEqual(3);
     } finally {
