@@ -10,6 +10,9 @@ import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type DistributedTransaction, type TransactionStatus } from '../api/types.js';
 import { slimForCache } from './cache-transform.js';
 
+/** Who wrote it, in metadata.managedFields (client-node would say "node-fetch"). */
+export const FIELD_MANAGER = 'kubetx-operator';
+
 export type WriteResult = { kind: 'ok'; tx: DistributedTransaction } | { kind: 'conflict' } | { kind: 'gone' };
 
 export interface StatusStore {
@@ -36,6 +39,7 @@ export class ApiStatusStore implements StatusStore {
         namespace: tx.metadata.namespace,
         plural: PLURAL,
         name: tx.metadata.name,
+        fieldManager: FIELD_MANAGER,
         // The status subresource takes only status from the body; the rest is
         // the precondition (uid, resourceVersion) and identification.
         body: {
@@ -73,7 +77,7 @@ export class ApiStatusStore implements StatusStore {
     try {
       const updated = (await this.api.patchNamespacedCustomObject(
         {
-          group: GROUP, version: VERSION, namespace: tx.metadata.namespace, plural: PLURAL, name: tx.metadata.name,
+          group: GROUP, version: VERSION, namespace: tx.metadata.namespace, plural: PLURAL, name: tx.metadata.name, fieldManager: FIELD_MANAGER,
           // A merge patch replaces the whole list: the resourceVersion makes it a compare-and-swap.
           body: { metadata: { resourceVersion: tx.metadata.resourceVersion, finalizers } },
         },

@@ -16,7 +16,7 @@ export interface TxRef {
 
 function annotate(api: k8s.CustomObjectsApi, ref: TxRef, annotations: Record<string, string>): Promise<DistributedTransaction> {
   return api.patchNamespacedCustomObject(
-    { group: GROUP, version: VERSION, plural: PLURAL, namespace: ref.namespace, name: ref.name, body: { metadata: { annotations } } },
+    { group: GROUP, version: VERSION, plural: PLURAL, namespace: ref.namespace, name: ref.name, fieldManager: 'kubetx-dashboard', body: { metadata: { annotations } } },
     k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
   ) as Promise<DistributedTransaction>;
 }

@@ -72,6 +72,15 @@ describe('TCC payment', () => {
     await eventually('all watch events', async () => (writes.includes('Committed') ? true : undefined), 5000);
     // The finalizer before the first call (a deletion mid-flight then waits for the end), the decision, the outcome.
     expect(writes).toEqual(['finalizers=kubetx.io/finalizer', 'Confirming', 'Committed']);
+    // The operator's writes are its own in managedFields, and the branch list is one field there (atomic).
+    const raw = (await kc.makeApiClient(k8s.CustomObjectsApi).getNamespacedCustomObject({ group: 'kubetx.io', version: 'v1alpha1', namespace: ns, plural: 'distributedtransactions', name })) as {
+      metadata: { managedFields?: Array<{ manager?: string; subresource?: string; fieldsV1?: { 'f:status'?: Record<string, unknown> } }> };
+    };
+    const statusManager = raw.metadata.managedFields?.find((m) => m.subresource === 'status');
+    expect(statusManager?.manager).toBe('kubetx-operator');
+    expect(statusManager?.fieldsV1?.['f:status']?.['f:branches']).toEqual({});
+    // --call-history failures (the default): calls that all succeeded leave no per-call records.
+    expect(tx.status?.branches?.map((b) => b.history)).toEqual([undefined, undefined, undefined, undefined]);
 
     const after = pay.ledgers();
     expect(after.order!.orders[String(orderId)]!.status).toBe('PAID');

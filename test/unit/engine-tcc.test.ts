@@ -525,3 +525,21 @@ describe('TCC odd clocks', () => {
     expect(Date.parse(future.status.branches![0]!.nextAttemptTime!)).toBe(T0 + 10 + delay('a', 'Try', 1));
   });
 });
+
+describe('TCC: a status written by hand', () => {
+  it('two entries for one branch (the CRD no longer refuses them: status.branches is atomic): the first counts, one entry per spec branch comes out', () => {
+    const tx = makeTx(['a', 'b']);
+    const status: TransactionStatus = {
+      phase: 'Trying',
+      startTime: iso(T0),
+      branches: [
+        { name: 'a', state: 'Prepared', attempts: 1 },
+        { name: 'a', state: 'Refused', attempts: 1 },
+        { name: 'b', state: 'Prepared', attempts: 1 },
+      ],
+    };
+    const out = step({ tx, status, outcomes: [], now: T0 + 10 });
+    expect(out.status.branches!.map((b) => `${b.name}:${b.state}`)).toEqual(['a:Confirming', 'b:Confirming']);
+    expect(out.status.decision).toBe('Confirm');
+  });
+});

@@ -77,7 +77,7 @@ function timeoutOf(ctx: Ctx): number {
 
 async function annotate(ctx: Ctx, name: string, key: string, value: string): Promise<void> {
   await ctx.api.patchNamespacedCustomObject(
-    { ...ref(ctx, name), body: { metadata: { annotations: { [key]: value } } } },
+    { ...ref(ctx, name), fieldManager: 'kubectl-dtx', body: { metadata: { annotations: { [key]: value } } } },
     k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
   );
 }
