@@ -105,6 +105,8 @@ export function formatShow(tx: DistributedTransaction, events: k8s.EventsV1Event
   const history = [['BRANCH', 'METHOD', 'ATTEMPT', 'TIME', 'OUTCOME', 'CODE', 'MESSAGE']];
   for (const b of branches) for (const h of b.history ?? []) history.push([b.name, h.method, String(h.attempt), h.time, h.outcome, h.code ?? '-', h.message ?? '-']);
   if (history.length > 1) lines.push('', 'Calls (last 10 per branch):', ...table(history).map((r) => `  ${r}`));
+  // Under the operator's default --call-history failures a clean run records no calls: say so rather than show nothing.
+  else if (branches.some((b) => b.attempts > 0)) lines.push('', 'Calls: none recorded (with the operator\'s default --call-history failures, a branch keeps its calls from its first failed answer on)');
   const delivered = branches.filter((b) => b.delivery);
   if (delivered.length) {
     // Broker branches: where each message was stored, as the broker acknowledged it.

@@ -69,6 +69,14 @@ describe('show and watch lines', () => {
     expect(out).toContain('Calls (last 10 per branch):');
     expect(out).toMatch(/a\s+Try\s+1\s+2026-01-01T00:00:01.000Z\s+retryable\s+-\s+UNAVAILABLE/);
     expect(out).toContain('Results:\n  a (json):\n    {\n      "r": 1\n    }\n  b (base64): AAE=');
+    expect(out).not.toContain('Calls: none recorded');
+  });
+
+  it('show says when no call was recorded (a clean run under --call-history failures)', () => {
+    const t = tx('pay-2', 'shop', { phase: 'Committed', branches: [{ name: 'a', state: 'Confirmed', attempts: 1 }] });
+    expect(formatShow(t, [])).toContain('Calls: none recorded (with the operator\'s default --call-history failures');
+    const pending = tx('pay-3', 'shop', { phase: 'Pending', branches: [{ name: 'a', state: 'Pending', attempts: 0 }] });
+    expect(formatShow(pending, [])).not.toContain('Calls');
   });
 
   it('show lists where broker branches were stored', () => {
