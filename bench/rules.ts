@@ -160,6 +160,38 @@ const ALL_VARIANTS: Variant[] = [
       guard(l.items);
     },
   },
+  {
+    label: 'no immutability (transition) rules on spec',
+    group: 'noimmutable.rules.bench',
+    strip: (crd) => {
+      const spec = schemaOf(crd).properties.spec;
+      for (const node of [spec, spec.properties.message]) {
+        node['x-kubernetes-validations'] = node['x-kubernetes-validations'].filter((r: { rule: string; optionalOldSelf?: boolean }) => r.optionalOldSelf || !r.rule.includes('oldSelf'));
+      }
+    },
+  },
+  {
+    label: "spec's immutability rules as one conjunction",
+    group: 'oneimmutable.rules.bench',
+    strip: (crd) => {
+      const spec = schemaOf(crd).properties.spec;
+      const rules: Array<{ rule: string; optionalOldSelf?: boolean }> = spec['x-kubernetes-validations'];
+      const transition = rules.filter((r) => !r.optionalOldSelf && r.rule.includes('oldSelf'));
+      spec['x-kubernetes-validations'] = [
+        ...rules.filter((r) => !transition.includes(r)),
+        { rule: transition.map((r) => `(${r.rule})`).join(' && '), message: 'spec is immutable after creation' },
+      ];
+    },
+  },
+  {
+    label: 'no create-only (optionalOldSelf) rules on spec',
+    group: 'nocreateonly.rules.bench',
+    strip: (crd) => {
+      const spec = schemaOf(crd).properties.spec;
+      spec['x-kubernetes-validations'] = spec['x-kubernetes-validations'].filter((r: { optionalOldSelf?: boolean }) => !r.optionalOldSelf);
+      spec.properties.branches['x-kubernetes-validations'] = [];
+    },
+  },
   { label: 'no CEL rules in spec', group: 'nospec.rules.bench', strip: (crd) => dropValidations(schemaOf(crd).properties.spec) },
   { label: 'no CEL rules at all', group: 'nocel.rules.bench', strip: (crd) => dropValidations(schemaOf(crd)) },
 ];
