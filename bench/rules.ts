@@ -19,7 +19,7 @@ import { parse } from 'yaml';
 import type { DistributedTransaction, TransactionStatus } from '../src/api/types.js';
 import { repoRoot } from '../test/support/testenv-paths.js';
 import { cpuDelta, cpuSnapshot } from './lib/cpu.js';
-import { newNamespace, type Api } from './lib/kube.js';
+import { managedFieldsBytes, newNamespace, type Api } from './lib/kube.js';
 import { transaction } from './lib/manifests.js';
 import { createTargets, statusWriteLoop } from './lib/status-writes.js';
 
@@ -59,35 +59,46 @@ function dropValidations(node: unknown): void {
   }
 }
 
+type Rule = { rule: string; optionalOldSelf?: boolean };
+
+/** Calls `visit` for every CEL rule at or under `node`. */
+function eachRule(node: unknown, visit: (r: Rule) => void): void {
+  if (Array.isArray(node)) node.forEach((n) => eachRule(n, visit));
+  else if (node && typeof node === 'object') {
+    ((node as Record<string, unknown>)['x-kubernetes-validations'] as Rule[] | undefined)?.forEach(visit);
+    Object.values(node).forEach((n) => eachRule(n, visit));
+  }
+}
+
 /** Undoes the create-only guard (`oldSelf.hasValue() || (…)`): the rule runs on every write again. */
 function unguard(node: unknown): void {
-  if (Array.isArray(node)) node.forEach(unguard);
-  else if (node && typeof node === 'object') {
-    const rules = (node as Record<string, unknown>)['x-kubernetes-validations'] as Array<{ rule: string; optionalOldSelf?: boolean }> | undefined;
-    for (const r of rules ?? []) {
-      const m = /^oldSelf\.hasValue\(\) \|\| \((.*)\)$/.exec(r.rule);
-      if (r.optionalOldSelf && m) {
-        r.rule = m[1]!;
-        delete r.optionalOldSelf;
-      }
+  eachRule(node, (r) => {
+    const m = /^oldSelf\.hasValue\(\) \|\| \((.*)\)$/.exec(r.rule);
+    if (r.optionalOldSelf && m) {
+      r.rule = m[1]!;
+      delete r.optionalOldSelf;
     }
-    Object.values(node).forEach(unguard);
-  }
+  });
 }
 
 /** Makes every rule under `node` that does not use oldSelf create-only (`oldSelf.hasValue() || (…)`). */
 function guard(node: unknown): void {
-  if (Array.isArray(node)) node.forEach(guard);
-  else if (node && typeof node === 'object') {
-    const rules = (node as Record<string, unknown>)['x-kubernetes-validations'] as Array<{ rule: string; optionalOldSelf?: boolean }> | undefined;
-    for (const r of rules ?? []) {
-      if (r.rule.includes('oldSelf')) continue;
-      r.rule = `oldSelf.hasValue() || (${r.rule})`;
-      r.optionalOldSelf = true;
-    }
-    Object.values(node).forEach(guard);
-  }
+  eachRule(node, (r) => {
+    if (r.rule.includes('oldSelf')) return;
+    r.rule = `oldSelf.hasValue() || (${r.rule})`;
+    r.optionalOldSelf = true;
+  });
 }
+
+/** A list map keyed by name, or an atomic list. */
+function setListType(list: Crd, type: 'map' | 'atomic'): void {
+  list['x-kubernetes-list-type'] = type;
+  if (type === 'map') list['x-kubernetes-list-map-keys'] = ['name'];
+  else delete list['x-kubernetes-list-map-keys'];
+}
+
+/** A transition rule (reads oldSelf, not guarded as create-only): the spec's immutability rules. */
+const isTransitionRule = (r: Rule) => !r.optionalOldSelf && r.rule.includes('oldSelf');
 
 const schemaOf = (crd: Crd) => crd.spec.versions[0].schema.openAPIV3Schema;
 
@@ -113,20 +124,12 @@ const ALL_VARIANTS: Variant[] = [
     // Server-side apply tracks every leaf of a granular list in metadata.managedFields; an atomic list is one entry.
     label: 'status.branches a list map keyed by name (as before ce1ac96)',
     group: 'listmap.rules.bench',
-    strip: (crd) => {
-      const l = schemaOf(crd).properties.status.properties.branches;
-      l['x-kubernetes-list-type'] = 'map';
-      l['x-kubernetes-list-map-keys'] = ['name'];
-    },
+    strip: (crd) => setListType(schemaOf(crd).properties.status.properties.branches, 'map'),
   },
   {
     label: 'conditions an atomic list too',
     group: 'atomiclists.rules.bench',
-    strip: (crd) => {
-      const l = schemaOf(crd).properties.status.properties.conditions;
-      l['x-kubernetes-list-type'] = 'atomic';
-      delete l['x-kubernetes-list-map-keys'];
-    },
+    strip: (crd) => setListType(schemaOf(crd).properties.status.properties.conditions, 'atomic'),
   },
   {
     label: 'status an atomic map (managedFields: f:status only)',
@@ -155,8 +158,7 @@ const ALL_VARIANTS: Variant[] = [
     group: 'specmap.rules.bench',
     strip: (crd) => {
       const l = schemaOf(crd).properties.spec.properties.branches;
-      l['x-kubernetes-list-type'] = 'map';
-      l['x-kubernetes-list-map-keys'] = ['name'];
+      setListType(l, 'map');
       guard(l.items);
     },
   },
@@ -166,7 +168,7 @@ const ALL_VARIANTS: Variant[] = [
     strip: (crd) => {
       const spec = schemaOf(crd).properties.spec;
       for (const node of [spec, spec.properties.message]) {
-        node['x-kubernetes-validations'] = node['x-kubernetes-validations'].filter((r: { rule: string; optionalOldSelf?: boolean }) => r.optionalOldSelf || !r.rule.includes('oldSelf'));
+        node['x-kubernetes-validations'] = node['x-kubernetes-validations'].filter((r: Rule) => !isTransitionRule(r));
       }
     },
   },
@@ -175,8 +177,8 @@ const ALL_VARIANTS: Variant[] = [
     group: 'oneimmutable.rules.bench',
     strip: (crd) => {
       const spec = schemaOf(crd).properties.spec;
-      const rules: Array<{ rule: string; optionalOldSelf?: boolean }> = spec['x-kubernetes-validations'];
-      const transition = rules.filter((r) => !r.optionalOldSelf && r.rule.includes('oldSelf'));
+      const rules: Rule[] = spec['x-kubernetes-validations'];
+      const transition = rules.filter(isTransitionRule);
       spec['x-kubernetes-validations'] = [
         ...rules.filter((r) => !transition.includes(r)),
         { rule: transition.map((r) => `(${r.rule})`).join(' && '), message: 'spec is immutable after creation' },
@@ -241,7 +243,7 @@ async function writeFor(env: RulesEnv, v: Variant, ns: string, branches: number,
   // What the API server stores and sends to watchers after these writes (managedFields included).
   const stored = await env.api.json<DistributedTransaction>('GET', `${collection}/${targets[0]!.name}`);
   const bytes = JSON.stringify(stored).length;
-  const managedBytes = JSON.stringify((stored.metadata as { managedFields?: unknown[] }).managedFields ?? []).length;
+  const managedBytes = managedFieldsBytes(stored);
   return { perWrite, perCreate, writes: ok, errors: conflicts + errors, bytes, managedBytes };
 }
 

@@ -20,7 +20,7 @@ import { repoRoot } from '../test/support/testenv-paths.js';
 import { controlPlanePids, cpuDelta, cpuSnapshot, type CpuSnapshot } from './lib/cpu.js';
 import { etcdUrl, readStored, seedCopies } from './lib/etcd.js';
 import { f0, f1, f2 } from './lib/format.js';
-import { Api, diffRequests, metricValue, newNamespace } from './lib/kube.js';
+import { Api, diffRequests, managedFieldsBytes, metricValue, newNamespace } from './lib/kube.js';
 import { createTargets, statusWriteLoop } from './lib/status-writes.js';
 import { abFigure, baselineCheckout } from './ab.js';
 import { buildOperator } from './lib/build.js';
@@ -133,8 +133,7 @@ async function probe(ctx: Ctx): Promise<void> {
   const { name } = await commitProbe({ api: ctx.api, tracker: ctx.tracker, make: txMaker(ctx, {}), prefix: 'probe', wantFinalizer: ctx.finalizerPolicy });
   const tx = await ctx.api.json<DistributedTransaction>('GET', txPath(ctx.ns, name));
   ctx.template = { status: tx.status!, spec: tx.spec };
-  const managed = JSON.stringify((tx.metadata as { managedFields?: unknown[] }).managedFields ?? []).length;
-  say(`probe: 4-branch TCC committed; its status is ${JSON.stringify(tx.status).length} bytes of JSON, the whole object ${JSON.stringify(tx).length} (managedFields ${managed})`);
+  say(`probe: 4-branch TCC committed; its status is ${JSON.stringify(tx.status).length} bytes of JSON, the whole object ${JSON.stringify(tx).length} (managedFields ${managedFieldsBytes(tx)})`);
   if (process.env.KUBETX_BENCH_DUMP_PROBE) writeFileSync(process.env.KUBETX_BENCH_DUMP_PROBE, JSON.stringify(tx, null, 1));
 }
 

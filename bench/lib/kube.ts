@@ -178,6 +178,11 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   return sum;
 }
 
+/** Bytes of an object's metadata.managedFields as JSON (server-side apply's record, stored and sent with every write). */
+export function managedFieldsBytes(obj: { metadata?: object }): number {
+  return JSON.stringify((obj.metadata as { managedFields?: unknown[] } | undefined)?.managedFields ?? []).length;
+}
+
 /** A namespace of the benchmark's own (labelled kubetx.io/bench), with a random suffix. */
 export async function newNamespace(api: Api, prefix: string): Promise<string> {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;

@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
-import { CALL_HISTORY_LEVELS, parseDuration, type CallHistory, type CheckTimeoutAction } from '../engine/index.js';
+import { CALL_HISTORY_LEVELS, DEFAULT_CALL_HISTORY, parseDuration, type CallHistory, type CheckTimeoutAction } from '../engine/index.js';
 import { parseCidr, splitHostPort, type Cidr } from '../participants/address-policy.js';
 import { EVENT_LEVELS, type EventLevel } from '../controller/event-level.js';
 import { QUEUE_DEFAULTS } from '../controller/rate-limiter.js';
@@ -163,7 +163,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       'message-check-timeout-action': { type: 'string', default: 'Rollback' },
       'stall-after-attempts': { type: 'string', default: '5' },
       events: { type: 'string', default: 'warnings' },
-      'call-history': { type: 'string', default: 'failures' },
+      'call-history': { type: 'string', default: DEFAULT_CALL_HISTORY },
       'stall-after': { type: 'string', default: '10m' },
       tracing: { type: 'boolean', default: false },
       ...brokerOptions,

@@ -30,9 +30,11 @@ export const MAX_HISTORY_MESSAGE = 256;
 /** Which answers go into status.branches[].history. */
 export type CallHistory = 'all' | 'failures';
 export const CALL_HISTORY_LEVELS: readonly CallHistory[] = ['failures', 'all'];
+/** The operator's default (--call-history) and the engine's. */
+export const DEFAULT_CALL_HISTORY: CallHistory = 'failures';
 
 /** The step's output with each changed branch's history extended by the outcomes about it. */
-export function withHistory(input: StepInput, out: StepOutput, level: CallHistory = 'failures'): StepOutput {
+export function withHistory(input: StepInput, out: StepOutput, level: CallHistory): StepOutput {
   const branches = out.status?.branches;
   if (!Array.isArray(branches)) return out;
   const prevStatus: TransactionStatus = input.status && typeof input.status === 'object' ? input.status : {};

@@ -9,7 +9,7 @@ import { setCondition } from './conditions.js';
 import { truncate } from './text.js';
 import { startTimeOf } from './start-time.js';
 import { stepTcc } from './tcc.js';
-import { withHistory, type CallHistory } from './history.js';
+import { DEFAULT_CALL_HISTORY, withHistory, type CallHistory } from './history.js';
 import { stepSaga } from './saga.js';
 import { makeStepMessage, type MessageEngineOptions } from './message.js';
 import { stepNotify } from './notify.js';
@@ -75,7 +75,7 @@ export {
 export { getCondition, setCondition, type ConditionInput } from './conditions.js';
 export { resolveConfig, type ResolvedBranch, type ResolvedConfig } from './config.js';
 export { MAX_TEXT, truncate } from './text.js';
-export { CALL_HISTORY_LEVELS, MAX_HISTORY, MAX_HISTORY_MESSAGE, boundHistory, normalizeHistory, record as historyRecord, withHistory, type CallHistory } from './history.js';
+export { CALL_HISTORY_LEVELS, DEFAULT_CALL_HISTORY, MAX_HISTORY, MAX_HISTORY_MESSAGE, boundHistory, normalizeHistory, record as historyRecord, withHistory, type CallHistory } from './history.js';
 export { DEFAULT_STALL_AFTER_ATTEMPTS, DEFAULT_STALL_AFTER_MS, STALLED, type StallOptions } from './stalled.js';
 export { resumeHint } from './failure-report.js';
 export { startTimeOf, conservativeStart } from './start-time.js';
@@ -84,14 +84,14 @@ export { startTimeOf, conservativeStart } from './start-time.js';
 export interface EngineOptions {
   message?: MessageEngineOptions;
   stall?: StallOptions;
-  /** Which answers status.branches[].history records (--call-history). @default 'failures' */
+  /** Which answers status.branches[].history records (--call-history). @default DEFAULT_CALL_HISTORY */
   callHistory?: CallHistory;
 }
 
 /** The one step for every mode, with the operator's engine settings. */
 export function makeStep(options: EngineOptions = {}): Step {
   const stepMessage = makeStepMessage(options.message);
-  return (input) => dispatch(input, stepMessage, options.stall, options.callHistory ?? 'failures');
+  return (input) => dispatch(input, stepMessage, options.stall, options.callHistory ?? DEFAULT_CALL_HISTORY);
 }
 
 /** The step with default settings. */
