@@ -6,16 +6,18 @@
  * Each side runs as it installs by default, on a control plane of its own
  * (same binaries, both up for the whole run, only one loaded at a time): its
  * CRD, its operator defaults (plus the benchmark's --workers /
- * --resync-period) and, when that side's chart renders one, its
- * MutatingAdmissionPolicy (the finalizer policy).
+ * --resync-period) and, when that side's chart renders them, its
+ * MutatingAdmissionPolicy (the finalizer policy) and its spec guard (with
+ * the CRD as the chart renders it then: without the spec transition rules).
+ * The status guard is left out on both sides: it admits only the operator's
+ * ServiceAccount, and the benchmark's operator runs as the admin.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DistributedTransaction } from '../src/api/types.js';
-import { applyFinalizerPolicy } from '../test/support/chart.js';
+import { applyFinalizerPolicy, installCrdsAsChart } from '../test/support/chart.js';
 import { startControlPlane, type ControlPlane } from '../test/support/control-plane.js';
-import { installCrds } from '../test/support/crds.js';
 import { startOperator, type OperatorProcess } from '../test/support/operator.js';
 import { repoRoot } from '../test/support/testenv-paths.js';
 import { buildOperator } from './lib/build.js';
@@ -93,18 +95,19 @@ export function baselineCheckout(ref: string): { root: string; commit: string; n
 async function startSide(env: AbEnv, label: string, what: string, root: string): Promise<Side> {
   const cp = await startControlPlane({ fsync: true });
   try {
-    await installCrds(cp.kubeconfigPath, join(root, 'crds'));
+    const release = `ab-${label.replace(/\W+/g, '-')}`;
+    const specGuard = await installCrdsAsChart(cp.kubeconfigPath, { release, root });
     const api = await Api.fromKubeconfig(cp.kubeconfigPath);
     const ns = await newNamespace(api, 'ab');
     const tracker = new Tracker(api, ns);
     await tracker.ready();
-    const finalizerPolicy = applyFinalizerPolicy(cp.kubeconfigPath, ns, { release: `ab-${label.replace(/\W+/g, '-')}`, chart: join(root, 'charts/kubetx') }).length > 0;
+    const finalizerPolicy = applyFinalizerPolicy(cp.kubeconfigPath, ns, { release, chart: join(root, 'charts/kubetx') }).length > 0;
     const op = await startOperator({ kubeconfig: cp.kubeconfigPath, namespaces: [ns], args: env.operatorArgs, env: env.operatorEnv, root, built: true });
     const side: Side = { label, cp, api, pids: controlPlanePids(cp.dir), what, root, ns, tracker, op, finalizerPolicy };
     const probed = await commitProbe({ api, tracker, make: (name) => tx(env, side, name, 4), prefix: 'probe', wantFinalizer: finalizerPolicy });
     if (finalizerPolicy && !probed.finalizerFromCreate) throw new Error(`${label}: the finalizer policy never took effect`);
     const probe = await api.json<DistributedTransaction>('GET', txPath(ns, probed.name));
-    env.say(`A/B ${label} (${what}): own control plane ${cp.server}, operator pid ${op.child.pid}, finalizer policy ${finalizerPolicy ? 'on' : 'none in its chart'}, committed status ${JSON.stringify(probe.status).length} B`);
+    env.say(`A/B ${label} (${what}): own control plane ${cp.server}, operator pid ${op.child.pid}, finalizer policy ${finalizerPolicy ? 'on' : 'none in its chart'}, CRD ${specGuard ? "as its chart renders it, with the spec guard (no spec transition rules)" : 'of its crds/'}, committed status ${JSON.stringify(probe.status).length} B`);
     return side;
   } catch (err) {
     await cp.stop();

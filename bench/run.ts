@@ -644,7 +644,8 @@ async function main(): Promise<void> {
   if (withOperator) buildOperator(repoRoot);
   // The sharding figure's server-side filter needs the gate; the other figures run as before without it.
   const gate = chosen.includes('sharding');
-  const cp = await startControlPlane({ fsync: true, apiServerArgs: gate ? [SHARDED_WATCH_GATE] : [] });
+  const extraApiArgs = (process.env.KUBETX_BENCH_APISERVER_ARGS ?? '').split(' ').filter(Boolean);
+  const cp = await startControlPlane({ fsync: true, apiServerArgs: [...(gate ? [SHARDED_WATCH_GATE] : []), ...extraApiArgs] });
   const stopAll: Array<() => Promise<void>> = [() => cp.stop()];
   const cleanup = async () => {
     for (const s of stopAll.reverse()) await s().catch(() => undefined);

@@ -54,9 +54,9 @@ describe('chart: lint, render, schema', () => {
     expect(check.status, check.stderr).toBe(0);
   });
 
-  it('renders each CRD of crds/ unchanged but for the chart labels and helm.sh/resource-policy: keep; crds.enabled / crds.keep turn them off', () => {
+  it('renders each CRD of crds/ unchanged but for the chart labels and helm.sh/resource-policy: keep (the spec guard\'s rules: spec-guard.test.ts); crds.enabled / crds.keep turn them off', () => {
     const files = readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml'));
-    const rendered = renderChart({ release: 'kubetx', namespace: 'kubetx-system' }).all<{ spec: unknown }>('CustomResourceDefinition');
+    const rendered = renderChart({ release: 'kubetx', namespace: 'kubetx-system', values: { specGuard: { enabled: false } } }).all<{ spec: unknown }>('CustomResourceDefinition');
     expect(rendered).toHaveLength(files.length);
     for (const f of files) {
       const want = parse(readFileSync(join(repoRoot, 'crds', f), 'utf8')) as K8sObject & { spec: unknown };
@@ -436,8 +436,9 @@ describe('chart on the real API server', () => {
     // The status guard is cluster-wide and would refuse the admin status writes of the other test files
     // sharing this control plane; it and the tenant roles are tested in status-guard.test.ts (bound to its namespace).
     // The finalizer policy is cluster-wide too (tested in finalizer-policy.test.ts).
-    // The CRD is the global setup's (chart-upgrade.test.ts installs the chart's own on a control plane of its own).
-    const tenantSide = { statusGuard: { enabled: false }, tenantRoles: { enabled: false }, finalizerPolicy: { enabled: false }, crds: { enabled: false } };
+    // The CRD is the global setup's (chart-upgrade.test.ts installs the chart's own on a control plane of its own),
+    // and so is the spec guard, which goes with the chart's CRD (spec-guard.test.ts, on a control plane of its own).
+    const tenantSide = { statusGuard: { enabled: false }, tenantRoles: { enabled: false }, finalizerPolicy: { enabled: false }, crds: { enabled: false }, specGuard: { enabled: false } };
     const rendered = renderChart({ release, namespace: releaseNs, values: { ...tenantSide, ...values } });
     const applied = applyServerSide(adminPath, rendered.yaml);
     const sa = rendered.one('ServiceAccount').metadata.name;

@@ -68,9 +68,9 @@ beforeAll(async () => {
   operatorNs = await freshNamespace(admin, 'guard-op');
   tenantNs = await freshNamespace(admin, 'guard-tenant');
   const r = renderChart({ release, namespace: operatorNs });
-  const binding = r.one<{ spec: Record<string, unknown> }>('ValidatingAdmissionPolicyBinding');
+  const binding = r.one<{ spec: Record<string, unknown> }>('ValidatingAdmissionPolicyBinding', `${fullname}-status-guard`);
   binding.spec.matchResources = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': tenantNs } } };
-  applied = [r.one('ServiceAccount'), ...r.all('ClusterRole').filter((o) => o.metadata.name !== fullname), r.one('ValidatingAdmissionPolicy'), binding];
+  applied = [r.one('ServiceAccount'), ...r.all('ClusterRole').filter((o) => o.metadata.name !== fullname), r.one('ValidatingAdmissionPolicy', `${fullname}-status-guard`), binding];
   applyServerSide(kubeconfigPath(), applied.map((o) => stringify(o)).join('---\n'));
 }, 60_000);
 
@@ -91,7 +91,7 @@ describe('chart: tenant roles', () => {
     expect(edit.rules.flatMap((x) => x.verbs)).toEqual(expect.arrayContaining(['create', 'update', 'patch', 'delete']));
     for (const role of [view, edit]) expect(role.rules.flatMap((x) => x.resources)).toEqual(['distributedtransactions']);
     const off = renderChart({ release, namespace: 'x', values: { tenantRoles: { enabled: false }, statusGuard: { enabled: false } } });
-    expect(off.objects.map((o) => o.kind)).not.toEqual(expect.arrayContaining(['ValidatingAdmissionPolicy']));
+    expect(off.objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy')).map((o) => o.metadata.name)).toEqual([`${fullname}-spec-guard`, `${fullname}-spec-guard`]);
     expect(off.all('ClusterRole').map((o) => o.metadata.name)).toEqual([fullname]);
   });
 });

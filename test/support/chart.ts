@@ -4,11 +4,12 @@
  * kubeconfig that authenticates as a ServiceAccount (TokenRequest API).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
+import { installCrds } from './crds.js';
 import { repoRoot, testenvBinDir, testenvKubectl } from './testenv-paths.js';
 
 export const chartDir = join(repoRoot, 'charts/kubetx');
@@ -30,7 +31,9 @@ export const DEFAULT_OBJECTS = [
   'RoleBinding/kubetx-leader-election',
   'Service/kubetx-metrics',
   'ServiceAccount/kubetx',
+  'ValidatingAdmissionPolicy/kubetx-spec-guard',
   'ValidatingAdmissionPolicy/kubetx-status-guard',
+  'ValidatingAdmissionPolicyBinding/kubetx-spec-guard',
   'ValidatingAdmissionPolicyBinding/kubetx-status-guard',
 ];
 
@@ -159,6 +162,33 @@ export function applyFinalizerPolicy(kubeconfig: string, namespace: string, opts
   }
   applyServerSide(kubeconfig, objs.map((o) => stringify(o)).join('---\n'));
   return objs;
+}
+
+/**
+ * The CRDs as the chart at `chart` installs them, and its spec guard
+ * (ValidatingAdmissionPolicy + binding, cluster-wide) when it renders one:
+ * with the guard on, the chart's CRD leaves out the spec transition rules.
+ * A chart that renders no spec guard (or no CRD template: charts before
+ * templates/crds.yaml) gets crds/ of its checkout, as before. Returns whether
+ * the spec guard was applied.
+ */
+export async function installCrdsAsChart(kubeconfig: string, opts: { release: string; root: string }): Promise<boolean> {
+  const rendered = renderChart({ release: opts.release, namespace: 'kubetx-system', chart: join(opts.root, 'charts/kubetx') });
+  const guard = rendered.objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy') && o.metadata.name.endsWith('-spec-guard'));
+  const crds = rendered.all('CustomResourceDefinition');
+  if (!guard.length || !crds.length) {
+    await installCrds(kubeconfig, join(opts.root, 'crds'));
+    return false;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'kubetx-chart-crds-'));
+  try {
+    crds.forEach((c, i) => writeFileSync(join(dir, `${i}.yaml`), stringify(c)));
+    await installCrds(kubeconfig, dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  applyServerSide(kubeconfig, guard.map((o) => stringify(o)).join('---\n'));
+  return true;
 }
 
 /**

@@ -169,3 +169,21 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: kubetx
 {{- end -}}
+
+{{- /*
+Removes the transition rules (rules reading oldSelf, other than the
+create-only `oldSelf.hasValue() || …`) from one schema node, in place.
+*/ -}}
+{{- define "kubetx.dropTransitionRules" -}}
+{{- $kept := list }}
+{{- range (index . "x-kubernetes-validations" | default list) }}
+{{- if or (not (contains "oldSelf" .rule)) (hasPrefix "oldSelf.hasValue()" .rule) }}
+{{- $kept = append $kept . }}
+{{- end }}
+{{- end }}
+{{- if $kept }}
+{{- $_ := set . "x-kubernetes-validations" $kept }}
+{{- else }}
+{{- $_ := unset . "x-kubernetes-validations" }}
+{{- end }}
+{{- end }}
