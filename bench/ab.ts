@@ -49,6 +49,8 @@ interface Side {
   tracker: Tracker;
   op: OperatorProcess;
   finalizerPolicy: boolean;
+  /** Its chart's spec guard applied, and the CRD as that chart renders it (no spec transition rules). */
+  specGuard: boolean;
 }
 
 interface Round {
@@ -63,6 +65,8 @@ interface Round {
 
 const ROUNDS = Number(process.env.KUBETX_BENCH_AB_ROUNDS ?? 3);
 const CONCURRENCY = Number(process.env.KUBETX_BENCH_AB_CLIENTS ?? 64);
+/** Unmeasured rounds per side and branch count before the measured ones. */
+const WARMUP_ROUNDS = Number(process.env.KUBETX_BENCH_AB_WARMUP ?? 1);
 const STEP_MS = Number(process.env.KUBETX_BENCH_STEP_MS ?? 8_000);
 const BRANCHES = [4, 16];
 
@@ -103,7 +107,7 @@ async function startSide(env: AbEnv, label: string, what: string, root: string):
     await tracker.ready();
     const finalizerPolicy = applyFinalizerPolicy(cp.kubeconfigPath, ns, { release, chart: join(root, 'charts/kubetx') }).length > 0;
     const op = await startOperator({ kubeconfig: cp.kubeconfigPath, namespaces: [ns], args: env.operatorArgs, env: env.operatorEnv, root, built: true });
-    const side: Side = { label, cp, api, pids: controlPlanePids(cp.dir), what, root, ns, tracker, op, finalizerPolicy };
+    const side: Side = { label, cp, api, pids: controlPlanePids(cp.dir), what, root, ns, tracker, op, finalizerPolicy, specGuard };
     const probed = await commitProbe({ api, tracker, make: (name) => tx(env, side, name, 4), prefix: 'probe', wantFinalizer: finalizerPolicy });
     if (finalizerPolicy && !probed.finalizerFromCreate) throw new Error(`${label}: the finalizer policy never took effect`);
     const probe = await api.json<DistributedTransaction>('GET', txPath(ns, probed.name));
@@ -121,12 +125,12 @@ function tx(env: AbEnv, side: Side, name: string, branches: number): Distributed
 
 async function round(env: AbEnv, side: Side, branches: number, i: number): Promise<Round> {
   const { r, per, cpu } = await measure(side.api, side.op, side.pids, () =>
-    closedLoop({ api: side.api, tracker: side.tracker, concurrency: CONCURRENCY, warmupMs: 2000, durationMs: STEP_MS, make: (n) => tx(env, side, n, branches), prefix: `b${branches}r${i}` }),
+    closedLoop({ api: side.api, tracker: side.tracker, concurrency: CONCURRENCY, warmupMs: 2000, durationMs: STEP_MS, make: (n) => tx(env, side, n, branches), prefix: i < 0 ? `b${branches}w${-i}` : `b${branches}r${i}` }),
   );
   const txPerSec = r.measured.filter((s) => s.phase === 'Committed').length / (r.windowMs / 1000);
   const out = { side: side.label, branches, txPerSec, p50: latencies(r.measured).p50, per, cpu, n: r.samples.length };
   env.say(
-    `A/B round ${i + 1} ${side.label}, ${branches} branches: ${f1(txPerSec)} tx/s, ${f2(per.allWrites)} writes/tx (${f2(per.statusPutOk)} status, ${f2(per.events)} Events), ` +
+    `A/B ${i < 0 ? 'warm-up (not counted)' : `round ${i + 1}`} ${side.label}, ${branches} branches: ${f1(txPerSec)} tx/s, ${f2(per.allWrites)} writes/tx (${f2(per.statusPutOk)} status, ${f2(per.events)} Events), ` +
       `CPU ms/tx operator ${f1(cpu.operator)} / apiserver ${f1(cpu.apiserver)} / etcd ${f1(cpu.etcd)}${r.errors ? `, ${r.errors} errors` : ''}`,
   );
   return out;
@@ -147,6 +151,9 @@ export async function abFigure(env: AbEnv, baselineRef: string): Promise<string>
   try {
     sides.push(await startSide(env, 'baseline', `${baselineRef} = ${base.commit.slice(0, 12)}`, base.root));
     sides.push(await startSide(env, 'working tree', `${git(['rev-parse', '--short=12', 'HEAD'])}${dirty ? ' + uncommitted changes' : ''}`, repoRoot));
+    // Not counted: a fresh operator's first seconds include V8 compiling its hot paths (round 1 used to read
+    // 1.5-2x the CPU per transaction of rounds 2 and 3, on both sides); the targets are for a warm operator.
+    for (let w = 0; w < WARMUP_ROUNDS; w++) for (const b of BRANCHES) for (const s of sides) await round(env, s, b, -1 - w);
     for (const b of BRANCHES) {
       for (let i = 0; i < ROUNDS; i++) {
         // A B, B A, A B: each side goes first as often as the other.
@@ -201,8 +208,8 @@ export async function abFigure(env: AbEnv, baselineRef: string): Promise<string>
   const perRound = BRANCHES.map((b) => `${b} branches: ${of('baseline', b).map((r, i) => `${f1(r.txPerSec)}/${f1(of('working tree', b)[i]?.txPerSec ?? NaN)}`).join(', ')}`).join('; ');
   return (
     `### A/B: baseline ${baselineRef} (${base.commit.slice(0, 12)}) against the working tree (${sides[1]!.what})\n\n` +
-    `Each side on a control plane of its own (same kube-apiserver and etcd binaries, fsync on, both up throughout, one loaded at a time) with its own CRD and operator (\`${env.operatorArgs.join(' ')}\`, every other flag its own default) on its own namespace${sides.some((s) => s.finalizerPolicy) ? `; finalizer policy from the side's chart: baseline ${sides[0]!.finalizerPolicy ? 'on' : 'none'}, working tree ${sides[1]!.finalizerPolicy ? 'on' : 'none'}` : ''}. ` +
-    `4-branch and 16-branch TCC, instant participants, ${CONCURRENCY} clients, closed loop, ${ROUNDS} alternating rounds per side (A B, B A, …; 2 s warm-up + ${STEP_MS / 1000} s each). ` +
+    `Each side on a control plane of its own (same kube-apiserver and etcd binaries, fsync on, both up throughout, one loaded at a time) with its own CRD and operator (\`${env.operatorArgs.join(' ')}\`, every other flag its own default) on its own namespace${sides.some((s) => s.finalizerPolicy) ? `; finalizer policy from the side's chart: baseline ${sides[0]!.finalizerPolicy ? 'on' : 'none'}, working tree ${sides[1]!.finalizerPolicy ? 'on' : 'none'}` : ''}; CRD: ${sides.map((x) => `${x.label} ${x.specGuard ? "as its chart renders it, with the chart's spec guard" : 'its crds/'}`).join(', ')}. ` +
+    `4-branch and 16-branch TCC, instant participants, ${CONCURRENCY} clients, closed loop, ${ROUNDS} alternating rounds per side (A B, B A, …; 2 s warm-up + ${STEP_MS / 1000} s each) after ${WARMUP_ROUNDS} uncounted round(s) per side and size. ` +
     `Writes from apiserver_request_total (successful POST/PUT/PATCH/DELETE of any resource); CPU from /proc, both per transaction, weighted by transactions over the rounds; tx/s is the mean of the rounds.` +
     `${base.notes.length ? ` Note: the baseline's ${base.notes.join('; ')}.` : ''}\n\n${rows.join('\n')}\n\n` +
     `${summary.map((s) => `- ${s}`).join('\n')}\n\nPer round (baseline/working tree tx/s): ${perRound}.`

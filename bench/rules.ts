@@ -102,6 +102,38 @@ const isTransitionRule = (r: Rule) => !r.optionalOldSelf && r.rule.includes('old
 
 const schemaOf = (crd: Crd) => crd.spec.versions[0].schema.openAPIV3Schema;
 
+/** The terminal-phase rule before 2026-12-07 afternoon: the phase read inside the loop, once per branch (up to five times). */
+const TERMINAL_PHASE_PER_BRANCH =
+  "!has(self.status) || !has(self.status.phase) || !(self.status.phase in ['Committed', 'Aborted', 'Completed', 'Compensated', 'Delivered']) || " +
+  '(has(self.status.branches) && size(self.status.branches) == size(self.spec.branches) && self.status.branches.all(b, has(b.state) && (' +
+  "self.status.phase == 'Committed' ? b.state == 'Confirmed' : self.status.phase == 'Aborted' ? b.state == 'Cancelled' : " +
+  "self.status.phase == 'Completed' ? b.state == 'Executed' : self.status.phase == 'Compensated' ? b.state in ['Compensated', 'Pending', 'Refused'] : " +
+  "b.state == 'Delivered')))";
+
+/**
+ * The per-branch rules as they were before 2026-12-07 afternoon: on the items of spec.branches (and
+ * their endpoint), where no create-only guard can reach them, instead of create-only rules on spec.
+ */
+function perBranchRulesOnItems(crd: Crd): void {
+  const spec = schemaOf(crd).properties.spec;
+  const moved = ['has(b.endpoint.service) != has(b.endpoint.address)', '!(has(b.payload) && has(b.payloadFrom))', '!(b.name in b.dependsOn)'];
+  spec['x-kubernetes-validations'] = spec['x-kubernetes-validations'].filter((r: Rule) => !moved.some((m) => r.rule.includes(m)));
+  const items = spec.properties.branches.items;
+  items['x-kubernetes-validations'] = [
+    { rule: '!(has(self.payload) && has(self.payloadFrom))', message: 'set payload or payloadFrom, not both', fieldPath: '.payloadFrom' },
+    { rule: '!has(self.dependsOn) || !(self.name in self.dependsOn)', messageExpression: "'branch \"' + self.name + '\" must not depend on itself'", fieldPath: '.dependsOn' },
+  ];
+  items.properties.endpoint['x-kubernetes-validations'] = [{ rule: 'has(self.service) != has(self.address)', message: 'exactly one of endpoint.service or endpoint.address must be set' }];
+}
+
+/** What the chart's CRD leaves out with specGuard.enabled (charts/kubetx/templates/crds.yaml). */
+function dropTransitionRules(crd: Crd): void {
+  const spec = schemaOf(crd).properties.spec;
+  for (const node of [spec, spec.properties.message]) {
+    node['x-kubernetes-validations'] = node['x-kubernetes-validations'].filter((r: Rule) => !isTransitionRule(r));
+  }
+}
+
 const ALL_VARIANTS: Variant[] = [
   { label: 'as shipped', group: 'kubetx.io', strip: () => undefined },
   { label: 'as shipped, written by merge patch (status + resourceVersion)', group: 'kubetx.io', strip: () => undefined, how: 'patch' },
@@ -163,13 +195,16 @@ const ALL_VARIANTS: Variant[] = [
     },
   },
   {
-    label: 'no immutability (transition) rules on spec',
+    label: 'no immutability (transition) rules on spec (as the chart installs it with its spec guard)',
     group: 'noimmutable.rules.bench',
+    strip: (crd) => dropTransitionRules(crd),
+  },
+  {
+    label: 'the chart\'s, and no CEL rules inside spec.branches[*]',
+    group: 'chartnoitems.rules.bench',
     strip: (crd) => {
-      const spec = schemaOf(crd).properties.spec;
-      for (const node of [spec, spec.properties.message]) {
-        node['x-kubernetes-validations'] = node['x-kubernetes-validations'].filter((r: Rule) => !isTransitionRule(r));
-      }
+      dropTransitionRules(crd);
+      dropValidations(schemaOf(crd).properties.spec.properties.branches.items);
     },
   },
   {
@@ -192,6 +227,41 @@ const ALL_VARIANTS: Variant[] = [
       const spec = schemaOf(crd).properties.spec;
       spec['x-kubernetes-validations'] = spec['x-kubernetes-validations'].filter((r: { optionalOldSelf?: boolean }) => !r.optionalOldSelf);
       spec.properties.branches['x-kubernetes-validations'] = [];
+    },
+  },
+  {
+    label: "the chart's, and no scalar CEL rules inside spec.branches[*] (durations, address port)",
+    group: 'chartnoscalaritems.rules.bench',
+    strip: (crd) => {
+      dropTransitionRules(crd);
+      const items = schemaOf(crd).properties.spec.properties.branches.items;
+      const p = items.properties;
+      for (const node of [p.callTimeout, p.endpoint.properties.address, p.retry.properties.initialInterval, p.retry.properties.maxInterval]) delete node['x-kubernetes-validations'];
+    },
+  },
+  {
+    label: "the chart's, with the terminal-phase rule as before (the phase read once per branch)",
+    group: 'chartphase.rules.bench',
+    strip: (crd) => {
+      dropTransitionRules(crd);
+      schemaOf(crd)['x-kubernetes-validations'][0].rule = TERMINAL_PHASE_PER_BRANCH;
+    },
+  },
+  {
+    label: "the chart's, with the per-branch rules on spec.branches[*] as before (every status write, every branch)",
+    group: 'chartitems.rules.bench',
+    strip: (crd) => {
+      dropTransitionRules(crd);
+      perBranchRulesOnItems(crd);
+    },
+  },
+  {
+    label: "the chart's, with both as before",
+    group: 'chartboth.rules.bench',
+    strip: (crd) => {
+      dropTransitionRules(crd);
+      schemaOf(crd)['x-kubernetes-validations'][0].rule = TERMINAL_PHASE_PER_BRANCH;
+      perBranchRulesOnItems(crd);
     },
   },
   { label: 'no CEL rules in spec', group: 'nospec.rules.bench', strip: (crd) => dropValidations(schemaOf(crd).properties.spec) },

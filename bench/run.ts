@@ -682,8 +682,13 @@ async function main(): Promise<void> {
     const totalSecs = (Date.now() - started) / 1000;
     const loadAfter = execFileSync('uptime', { encoding: 'utf8' }).trim();
     say(`done in ${totalSecs.toFixed(0)} s; ${loadAfter}`);
-    const cmd =
-      OPERATOR_REF ? `\`KUBETX_BENCH_OPERATOR_REF=${OPERATOR_REF} npm run bench -- ${arg}\`` : arg === 'all' ? '`make bench` (= `npx tsx bench/run.ts all`)' : `\`${chosen.includes('ab') ? `KUBETX_BENCH_BASELINE=${BASELINE} ` : ''}npm run bench -- ${arg}\``;
+    // Every KUBETX_BENCH_* setting of this run goes into the command, so that the entry says how to repeat it.
+    const settings = Object.entries(process.env)
+      .filter(([k, v]) => k.startsWith('KUBETX_BENCH_') && v !== undefined && (k !== 'KUBETX_BENCH_BASELINE' || chosen.includes('ab')))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => `${k}=${/^[\w.,:/=-]*$/.test(v!) ? v : `'${v!.replace(/'/g, "'\\''")}'`} `)
+      .join('');
+    const cmd = arg === 'all' && !settings ? '`make bench` (= `npx tsx bench/run.ts all`)' : `\`${settings}npm run bench -- ${arg}\``;
     const header = [
       `## ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}: ${cmd}`,
       '',
