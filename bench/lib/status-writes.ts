@@ -37,6 +37,8 @@ export interface WriteLoop {
   /** PUT of the object (what the operator does) or a JSON merge patch of status + resourceVersion. @default 'put' */
   how?: 'put' | 'patch';
   onError?(status: number, body: string): void;
+  /** Called after each successful write (for counting writes inside a window). */
+  onOk?(): void;
 }
 
 /** Writes until durationMs has passed; a refused write re-reads the object's resourceVersion. */
@@ -63,6 +65,7 @@ export async function statusWriteLoop(o: WriteLoop): Promise<{ ok: number; confl
               });
         if (r.status === 200) {
           ok++;
+          o.onOk?.();
           t.rv = /"resourceVersion":"(\d+)"/.exec(r.body)![1]!;
           continue;
         }
