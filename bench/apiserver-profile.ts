@@ -3,11 +3,15 @@
  * status writes on the CRD as the chart installs it, and the share of it in
  * CEL validation.
  *
- *   npx tsx bench/apiserver-profile.ts [branches] [git ref]
+ *   npx tsx bench/apiserver-profile.ts [branches] [git ref] [--status-guard]
  *
  * branches (default 4): the transaction's size. git ref (default: the working
  * tree): take crds/ from that commit instead, rendered through this chart (so
  * with the spec guard's rules left out), to compare two CRDs' CEL cost.
+ * --status-guard: also apply the chart's status guard (the
+ * ValidatingAdmissionPolicy every status write passes in production), with
+ * the benchmark's admin user allowed, and print what admission policies cost
+ * per write.
  *
  * A control plane of its own with --profiling=true; 32 objects of the
  * benchmark's spec with the status of a committed transaction (fabricated:
@@ -25,7 +29,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { DistributedTransaction, TransactionStatus } from '../src/api/types.js';
-import { chartDir, renderChart } from '../test/support/chart.js';
+import { stringify } from 'yaml';
+import { applyServerSide, chartDir, renderChart } from '../test/support/chart.js';
 import { startControlPlane } from '../test/support/control-plane.js';
 import { repoRoot } from '../test/support/testenv-paths.js';
 import { Api, newNamespace } from './lib/kube.js';
@@ -37,8 +42,10 @@ const WRITE_MS = 22_000;
 const PROFILE_FROM_MS = 3_000;
 const PROFILE_S = 15;
 
-const branches = Number(process.argv[2] ?? 4);
-const ref = process.argv[3];
+const args = process.argv.slice(2).filter((a) => a !== '--status-guard');
+const withStatusGuard = process.argv.includes('--status-guard');
+const branches = Number(args[0] ?? 4);
+const ref = args[1];
 
 /** This chart, with crds/ of `ref` in place of the working tree's. */
 function chartWithCrdsOf(ref: string): string {
@@ -74,8 +81,14 @@ const chart = ref ? chartWithCrdsOf(ref) : undefined;
 const cp = await startControlPlane({ fsync: true, apiServerArgs: ['--profiling=true'] });
 try {
   const api = await Api.fromKubeconfig(cp.kubeconfigPath);
-  const crd = renderChart({ release: 'profile', namespace: 'kubetx-system', chart }).one('CustomResourceDefinition');
+  // The test control plane's admin certificate is CN=admin: the one writer the status guard lets through here.
+  const rendered = renderChart({ release: 'profile', namespace: 'kubetx-system', chart, values: { statusGuard: { allowedUsers: ['admin'] } } });
+  const crd = rendered.one('CustomResourceDefinition');
   await api.json('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { ...crd, metadata: { name: crd.metadata.name } });
+  if (withStatusGuard) {
+    const guard = rendered.objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy') && o.metadata.name.endsWith('-status-guard'));
+    applyServerSide(cp.kubeconfigPath, guard.map((o) => stringify(o)).join('---\n'));
+  }
   // Set-up, not a measurement: wait until the API server serves the group.
   while ((await api.raw('GET', '/apis/kubetx.io/v1alpha1/distributedtransactions')).status !== 200) await new Promise((r) => setTimeout(r, 100));
   const ns = await newNamespace(api, 'profile');
@@ -106,9 +119,11 @@ try {
   const top = execFileSync('go', ['tool', 'pprof', '-top', '-cum', '-nodecount=2000', out], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'ignore'] });
   const total = Number(/Total samples = ([\d.]+)s/.exec(top)?.[1] ?? NaN);
   const cel = cumSeconds(top, 'schema/cel.(*Validator).Validate');
+  const policies = cumSeconds(top, 'policy/validating.(*Plugin).Validate');
   const ms = (s: number) => ((s * 1000) / inWindow).toFixed(2);
   console.log(`${out}: ${branches} branches, CRD ${ref ? `of ${ref}` : 'of the working tree'} as the chart renders it; ${inWindow} status writes in the ${PROFILE_S} s profile`);
   console.log(`per status write: kube-apiserver CPU ${ms(total)} ms, of it in CEL validation ${ms(cel)} ms (${((100 * cel) / total).toFixed(1)} %)`);
+  console.log(`validating admission policies (status guard ${withStatusGuard ? 'applied' : 'not applied'}): ${ms(policies)} ms per write (${((100 * policies) / total).toFixed(1)} %)`);
 } finally {
   await cp.stop();
   if (chart) rmSync(join(chart, '..'), { recursive: true, force: true });
