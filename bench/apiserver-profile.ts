@@ -13,7 +13,9 @@
  * the benchmark's admin user allowed, and print what admission policies cost
  * per write.
  *
- * A control plane of its own with --profiling=true; 32 objects of the
+ * A control plane of its own with --profiling=true, the CRD installed as the
+ * chart installs it (with its spec guard, which status writes never reach);
+ * 32 objects of the
  * benchmark's spec with the status of a committed transaction (fabricated:
  * every branch Confirmed), one writer each, PUT .../status with the
  * resourceVersion precondition for 22 s; a 15 s profile from the 3rd second.
@@ -30,7 +32,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { DistributedTransaction, TransactionStatus } from '../src/api/types.js';
 import { stringify } from 'yaml';
-import { applyServerSide, chartDir, renderChart } from '../test/support/chart.js';
+import { applyServerSide, chartDir, installCrdsAsChart, renderChart, validatingPolicy } from '../test/support/chart.js';
 import { startControlPlane } from '../test/support/control-plane.js';
 import { repoRoot } from '../test/support/testenv-paths.js';
 import { Api, newNamespace } from './lib/kube.js';
@@ -81,22 +83,17 @@ const chart = ref ? chartWithCrdsOf(ref) : undefined;
 const cp = await startControlPlane({ fsync: true, apiServerArgs: ['--profiling=true'] });
 try {
   const api = await Api.fromKubeconfig(cp.kubeconfigPath);
-  // The test control plane's admin certificate is CN=admin: the one writer the status guard lets through here.
-  const rendered = renderChart({ release: 'profile', namespace: 'kubetx-system', chart, values: { statusGuard: { allowedUsers: ['admin'] } } });
-  const crd = rendered.one('CustomResourceDefinition');
-  await api.json('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { ...crd, metadata: { name: crd.metadata.name } });
+  await installCrdsAsChart(cp.kubeconfigPath, { release: 'profile', root: repoRoot, chart });
   if (withStatusGuard) {
-    const guard = rendered.objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy') && o.metadata.name.endsWith('-status-guard'));
-    applyServerSide(cp.kubeconfigPath, guard.map((o) => stringify(o)).join('---\n'));
+    // The test control plane's admin certificate is CN=admin: the one writer the status guard lets through here.
+    const rendered = renderChart({ release: 'profile', namespace: 'kubetx-system', chart, values: { statusGuard: { allowedUsers: ['admin'] } } });
+    applyServerSide(cp.kubeconfigPath, validatingPolicy(rendered, 'status-guard').map((o) => stringify(o)).join('---\n'));
   }
-  // Set-up, not a measurement: wait until the API server serves the group.
-  while ((await api.raw('GET', '/apis/kubetx.io/v1alpha1/distributedtransactions')).status !== 200) await new Promise((r) => setTimeout(r, 100));
   const ns = await newNamespace(api, 'profile');
   const collection = `/apis/kubetx.io/v1alpha1/namespaces/${ns}/distributedtransactions`;
   const addresses = ['127.0.0.1:1'];
   const targets = await createTargets(WRITERS, (i) => api.json('POST', collection, transaction(`p${i}`, ns, { branches, addresses })));
   let written = 0;
-  let atStart = 0;
   const loop = statusWriteLoop({
     api,
     collection,
@@ -110,7 +107,7 @@ try {
     onError: (code, body) => console.error(`status write ${code}: ${body.slice(0, 300)}`),
   });
   await new Promise((r) => setTimeout(r, PROFILE_FROM_MS));
-  atStart = written;
+  const atStart = written;
   const out = join(tmpdir(), `kubetx-apiserver-${branches}-${ref ?? 'worktree'}-${Date.now()}.pprof`);
   // Asynchronous: a synchronous child would stop this process's writers for the whole profile.
   await promisify(execFile)('curl', ['-sf', '--cacert', join(cp.dir, 'ca.crt'), '--cert', join(cp.dir, 'admin.crt'), '--key', join(cp.dir, 'admin.key'), `${cp.server}/debug/pprof/profile?seconds=${PROFILE_S}`, '-o', out]);

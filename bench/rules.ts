@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import type { DistributedTransaction, TransactionStatus } from '../src/api/types.js';
+import { renderChart } from '../test/support/chart.js';
 import { repoRoot } from '../test/support/testenv-paths.js';
 import { cpuDelta, cpuSnapshot } from './lib/cpu.js';
 import { managedFieldsBytes, newNamespace, type Api } from './lib/kube.js';
@@ -126,12 +127,14 @@ function perBranchRulesOnItems(crd: Crd): void {
   items.properties.endpoint['x-kubernetes-validations'] = [{ rule: 'has(self.service) != has(self.address)', message: 'exactly one of endpoint.service or endpoint.address must be set' }];
 }
 
-/** What the chart's CRD leaves out with specGuard.enabled (charts/kubetx/templates/crds.yaml). */
-function dropTransitionRules(crd: Crd): void {
-  const spec = schemaOf(crd).properties.spec;
-  for (const node of [spec, spec.properties.message]) {
-    node['x-kubernetes-validations'] = node['x-kubernetes-validations'].filter((r: Rule) => !isTransitionRule(r));
-  }
+let chartSchema: unknown;
+/**
+ * The schema as the chart renders it with its defaults (specGuard.enabled: without the spec's
+ * transition rules, templates/crds.yaml), rather than a second copy of the chart's filter here.
+ */
+function asTheChartRenders(crd: Crd): void {
+  chartSchema ??= renderChart({ release: 'rules', namespace: 'kubetx-system' }).one<Crd>('CustomResourceDefinition').spec.versions[0].schema;
+  crd.spec.versions[0].schema = structuredClone(chartSchema);
 }
 
 const ALL_VARIANTS: Variant[] = [
@@ -197,13 +200,13 @@ const ALL_VARIANTS: Variant[] = [
   {
     label: 'no immutability (transition) rules on spec (as the chart installs it with its spec guard)',
     group: 'noimmutable.rules.bench',
-    strip: (crd) => dropTransitionRules(crd),
+    strip: (crd) => asTheChartRenders(crd),
   },
   {
     label: 'the chart\'s, and no CEL rules inside spec.branches[*]',
     group: 'chartnoitems.rules.bench',
     strip: (crd) => {
-      dropTransitionRules(crd);
+      asTheChartRenders(crd);
       dropValidations(schemaOf(crd).properties.spec.properties.branches.items);
     },
   },
@@ -233,7 +236,7 @@ const ALL_VARIANTS: Variant[] = [
     label: "the chart's, and no scalar CEL rules inside spec.branches[*] (durations, address port)",
     group: 'chartnoscalaritems.rules.bench',
     strip: (crd) => {
-      dropTransitionRules(crd);
+      asTheChartRenders(crd);
       const items = schemaOf(crd).properties.spec.properties.branches.items;
       const p = items.properties;
       for (const node of [p.callTimeout, p.endpoint.properties.address, p.retry.properties.initialInterval, p.retry.properties.maxInterval]) delete node['x-kubernetes-validations'];
@@ -243,7 +246,7 @@ const ALL_VARIANTS: Variant[] = [
     label: "the chart's, with the terminal-phase rule as before (the phase read once per branch)",
     group: 'chartphase.rules.bench',
     strip: (crd) => {
-      dropTransitionRules(crd);
+      asTheChartRenders(crd);
       schemaOf(crd)['x-kubernetes-validations'][0].rule = TERMINAL_PHASE_PER_BRANCH;
     },
   },
@@ -251,7 +254,7 @@ const ALL_VARIANTS: Variant[] = [
     label: "the chart's, with the per-branch rules on spec.branches[*] as before (every status write, every branch)",
     group: 'chartitems.rules.bench',
     strip: (crd) => {
-      dropTransitionRules(crd);
+      asTheChartRenders(crd);
       perBranchRulesOnItems(crd);
     },
   },
@@ -259,7 +262,7 @@ const ALL_VARIANTS: Variant[] = [
     label: "the chart's, with both as before",
     group: 'chartboth.rules.bench',
     strip: (crd) => {
-      dropTransitionRules(crd);
+      asTheChartRenders(crd);
       schemaOf(crd)['x-kubernetes-validations'][0].rule = TERMINAL_PHASE_PER_BRANCH;
       perBranchRulesOnItems(crd);
     },

@@ -164,17 +164,23 @@ export function applyFinalizerPolicy(kubeconfig: string, namespace: string, opts
   return objs;
 }
 
+/** The ValidatingAdmissionPolicy `<fullname>-<name>` and its binding as rendered; none when the chart renders none. */
+export function validatingPolicy(r: Rendered, name: string): K8sObject[] {
+  return r.objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy') && o.metadata.name.endsWith(`-${name}`));
+}
+
 /**
  * The CRDs as the chart at `chart` installs them, and its spec guard
  * (ValidatingAdmissionPolicy + binding, cluster-wide) when it renders one:
  * with the guard on, the chart's CRD leaves out the spec transition rules.
  * A chart that renders no spec guard (or no CRD template: charts before
- * templates/crds.yaml) gets crds/ of its checkout, as before. Returns whether
- * the spec guard was applied.
+ * templates/crds.yaml) gets crds/ of its checkout `root`, as before. `chart`:
+ * another chart directory than root's. Returns whether the spec guard was
+ * applied.
  */
-export async function installCrdsAsChart(kubeconfig: string, opts: { release: string; root: string }): Promise<boolean> {
-  const rendered = renderChart({ release: opts.release, namespace: 'kubetx-system', chart: join(opts.root, 'charts/kubetx') });
-  const guard = rendered.objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy') && o.metadata.name.endsWith('-spec-guard'));
+export async function installCrdsAsChart(kubeconfig: string, opts: { release: string; root: string; chart?: string }): Promise<boolean> {
+  const rendered = renderChart({ release: opts.release, namespace: 'kubetx-system', chart: opts.chart ?? join(opts.root, 'charts/kubetx') });
+  const guard = validatingPolicy(rendered, 'spec-guard');
   const crds = rendered.all('CustomResourceDefinition');
   if (!guard.length || !crds.length) {
     await installCrds(kubeconfig, join(opts.root, 'crds'));
