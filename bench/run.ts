@@ -43,6 +43,8 @@ const NAIVE_WARMUP_MS = 8_000;
 const NAIVE_MS = Number(process.env.KUBETX_BENCH_NAIVE_MS ?? 10_000);
 const COMPARE_ROUNDS = 3;
 const LATENCY_MS = Number(process.env.KUBETX_BENCH_LATENCY_MS ?? 20_000);
+/** The transaction size the `profile` figure profiles (4 = the payment example). */
+const PROFILE_BRANCHES = Number(process.env.KUBETX_BENCH_PROFILE_BRANCHES ?? 4);
 const SCALE_N = Number(process.env.KUBETX_BENCH_SCALE_N ?? 10_000);
 /** How long the scale figure makes transactions for real before seeding the rest (bench/lib/etcd.ts). */
 const SCALE_REAL_MS = Number(process.env.KUBETX_BENCH_SCALE_REAL_MS ?? 40_000);
@@ -351,7 +353,7 @@ async function profile(ctx: Ctx): Promise<void> {
   const c = ctx.sat?.concurrency ?? 64;
   const pid = ctx.op.child.pid!;
   const before = new Set(existsSync(ctx.profileDir) ? readdirSync(ctx.profileDir) : []);
-  const loop = closedLoop({ api: ctx.api, tracker: ctx.tracker, concurrency: c, warmupMs: WARMUP_MS, durationMs: STEP_MS, make: txMaker(ctx, {}), prefix: 'prof' });
+  const loop = closedLoop({ api: ctx.api, tracker: ctx.tracker, concurrency: c, warmupMs: WARMUP_MS, durationMs: STEP_MS, make: txMaker(ctx, { branches: PROFILE_BRANCHES }), prefix: 'prof' });
   await sleep(WARMUP_MS);
   process.kill(pid, 'SIGUSR2');
   await sleep(STEP_MS);
@@ -371,7 +373,7 @@ async function profile(ctx: Ctx): Promise<void> {
   say('  top self time:');
   for (const row of s.topSelf.slice(0, 12)) say(`  ${row.pct.toFixed(1).padStart(5)} %  ${row.name}`);
   ctx.md.push(
-    `### Operator CPU profile at saturation\n\n${c} clients, closed loop, V8 CPU profiler (500 µs sampling) over the ${STEP_MS / 1000} s window (${f1(tps)} tx/s while profiling). ` +
+    `### Operator CPU profile at saturation\n\n${PROFILE_BRANCHES}-branch TCC, ${c} clients, closed loop, V8 CPU profiler (500 µs sampling) over the ${STEP_MS / 1000} s window (${f1(tps)} tx/s while profiling). ` +
       `Profile: \`${path.replace(repoRoot + '/', '')}\` (not committed).\n\n${summaryMarkdown(s)}`,
   );
 }

@@ -14,6 +14,7 @@
  * dropped and the engine decides again from what is persisted — every call is
  * idempotent, so a dropped outcome costs a repeated call, never a wrong one.
  */
+import { setMaxListeners } from 'node:events';
 import type { TransactionStatus } from '../api/types.js';
 import type { Call, CallOutcome, EventIntent } from '../engine/types.js';
 
@@ -43,6 +44,11 @@ export class CallTracker {
   start(key: string, uid: string, base: TransactionStatus | undefined, stepStatus: TransactionStatus, calls: Call[], run: CallRunner, events: EventIntent[] = []): void {
     this.cancel(key);
     const batch: Batch = { uid, base, stepStatus, events, calls, abort: new AbortController(), startedAt: this.now() };
+    // Every call of the batch listens on this one signal, one listener at a time (while it waits for an
+    // endpoint slot or a key lane, then while it runs), one call per branch. Past 10 listeners Node
+    // prints a MaxListenersExceededWarning for the signal: a stack trace and a stderr line per batch of
+    // an 11-branch transaction, which is neither a leak nor cheap. Node's 10 stay as headroom.
+    setMaxListeners(10 + calls.length, batch.abort.signal);
     this.batches.set(key, batch);
     void Promise.all(calls.map((c) => run(c, batch.abort.signal))).then(
       (outcomes) => this.settle(key, batch, outcomes),

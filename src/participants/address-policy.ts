@@ -75,11 +75,11 @@ function toBits(ip: string, family: 4 | 6): bigint {
   return parts.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16)), 0n);
 }
 
-function inCidr(ip: string, family: 4 | 6, c: Cidr): boolean {
+function inCidr(bits: bigint, family: 4 | 6, c: Cidr): boolean {
   if (c.family !== family) return false;
   const width = family === 4 ? 32 : 128;
   const shift = BigInt(width - c.prefix);
-  return toBits(ip, family) >> shift === c.bits >> shift;
+  return bits >> shift === c.bits >> shift;
 }
 
 /** Why `ip:port` may not be dialled, or undefined when it may. `ip` must be an IP literal. */
@@ -88,11 +88,14 @@ export function addressRefusal(ip: string, port: number, rules: AddressRules): s
   if (!n) return `"${ip}" is not an IP address`;
   const hostPort = n.family === 6 ? `[${n.ip}]:${port}` : `${n.ip}:${port}`;
   if (rules.allowExact.has(hostPort)) return undefined;
-  if (rules.ownPorts.has(port) && LOCAL.some((c) => inCidr(n.ip, n.family, c))) {
+  // Parsed once: every call of every branch asks, against a dozen ranges.
+  const bits = toBits(n.ip, n.family);
+  const inside = (c: Cidr) => inCidr(bits, n.family, c);
+  if (rules.ownPorts.has(port) && LOCAL.some(inside)) {
     return `${hostPort} is the operator's own port (list it with --allow-address to allow it)`;
   }
-  const denied = DENIED.find((c) => inCidr(n.ip, n.family, c));
-  if (denied && !rules.allowCidrs.some((c) => inCidr(n.ip, n.family, c))) {
+  const denied = DENIED.find(inside);
+  if (denied && !rules.allowCidrs.some(inside)) {
     return `${hostPort} is in ${denied.text}, which kubetx refuses (loopback, link-local or metadata addresses; open a range with --allow-address-cidr)`;
   }
   return undefined;
