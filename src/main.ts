@@ -6,6 +6,7 @@
  * (each is bounded by its calls' deadlines), releases the Lease and exits.
  */
 import * as k8s from '@kubernetes/client-node';
+import { defaultFieldManager } from './controller/field-manager.js';
 import { reuseConnections } from './controller/kube-agent.js';
 import { observeRequests } from './controller/rest-client-metrics.js';
 import { EventRecorder } from './controller/events.js';
@@ -17,7 +18,7 @@ import { OperatorMetrics } from './controller/metrics.js';
 import { Reconciler } from './controller/reconciler.js';
 import { CallTracker } from './controller/call-tracker.js';
 import { livePayloads } from './controller/payload-source.js';
-import { ApiStatusStore, type StatusStore } from './controller/status-writer.js';
+import { ApiStatusStore, FIELD_MANAGER, type StatusStore } from './controller/status-writer.js';
 import { parseFlags, usage, UsageRequested, type OperatorFlags } from './cmd/flags.js';
 import { makeStep, parseDuration } from './engine/index.js';
 import { makeLogger } from './log.js';
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
   if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
   else kc.loadFromDefault();
   reuseConnections(kc);
+  defaultFieldManager(kc, FIELD_MANAGER);
 
   const metrics = new OperatorMetrics();
   observeRequests(kc, metrics.restClient());

@@ -4,6 +4,10 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type DistributedTransaction } from '../api/types.js';
+import { defaultFieldManager } from '../controller/field-manager.js';
+
+/** Who the CLI's writes are from, in metadata.managedFields. */
+export const CLI_FIELD_MANAGER = 'kubectl-dtx';
 
 export interface Flags {
   namespace?: string;
@@ -51,6 +55,7 @@ export function loadKubeConfig(flags: Flags): k8s.KubeConfig {
   if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
   else kc.loadFromDefault();
   if (flags.context) kc.setCurrentContext(flags.context);
+  defaultFieldManager(kc, CLI_FIELD_MANAGER);
   return kc;
 }
 

@@ -9,6 +9,9 @@ import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type DistributedTransaction } from '../api/types.js';
 import { ABORT_ANNOTATION, RETRY_ANNOTATION } from '../engine/intervention.js';
 
+/** Who the dashboard's writes are from, in metadata.managedFields. */
+export const DASHBOARD_FIELD_MANAGER = 'kubetx-dashboard';
+
 export interface TxRef {
   namespace: string;
   name: string;
@@ -16,7 +19,7 @@ export interface TxRef {
 
 function annotate(api: k8s.CustomObjectsApi, ref: TxRef, annotations: Record<string, string>): Promise<DistributedTransaction> {
   return api.patchNamespacedCustomObject(
-    { group: GROUP, version: VERSION, plural: PLURAL, namespace: ref.namespace, name: ref.name, fieldManager: 'kubetx-dashboard', body: { metadata: { annotations } } },
+    { group: GROUP, version: VERSION, plural: PLURAL, namespace: ref.namespace, name: ref.name, fieldManager: DASHBOARD_FIELD_MANAGER, body: { metadata: { annotations } } },
     k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
   ) as Promise<DistributedTransaction>;
 }

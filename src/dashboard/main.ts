@@ -6,6 +6,8 @@
  */
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
+import { defaultFieldManager } from '../controller/field-manager.js';
+import { DASHBOARD_FIELD_MANAGER } from './actions.js';
 import { startDashboard } from './server.js';
 
 export const dashboardUsage = `usage: kubectl dtx dashboard [--port 2746] [--address 127.0.0.1] [--read-only] [-n NAMESPACE]
@@ -41,6 +43,7 @@ export async function runDashboard(argv: string[], out: (s: string) => void): Pr
   if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
   else kc.loadFromDefault();
   if (values.context) kc.setCurrentContext(values.context);
+  defaultFieldManager(kc, DASHBOARD_FIELD_MANAGER);
   const dashboard = await startDashboard({
     kc,
     port,

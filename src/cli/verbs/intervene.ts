@@ -8,7 +8,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { DistributedTransaction } from '../../api/types.js';
 import { ABORT_ANNOTATION, RETRY_ANNOTATION, ackValue } from '../../engine/intervention.js';
 import { parseDuration } from '../../engine/duration.js';
-import { getTx, ref, UsageError, type Ctx, type Verb } from '../context.js';
+import { CLI_FIELD_MANAGER, getTx, ref, UsageError, type Ctx, type Verb } from '../context.js';
 import { EXIT } from '../errors.js';
 import { eventTime } from '../output.js';
 import { needName } from './args.js';
@@ -77,7 +77,7 @@ function timeoutOf(ctx: Ctx): number {
 
 async function annotate(ctx: Ctx, name: string, key: string, value: string): Promise<void> {
   await ctx.api.patchNamespacedCustomObject(
-    { ...ref(ctx, name), fieldManager: 'kubectl-dtx', body: { metadata: { annotations: { [key]: value } } } },
+    { ...ref(ctx, name), fieldManager: CLI_FIELD_MANAGER, body: { metadata: { annotations: { [key]: value } } } },
     k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
   );
 }
