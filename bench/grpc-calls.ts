@@ -14,13 +14,13 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { BranchRequest, BranchResponse } from '../src/gen/kubetx/v1/participant.js';
+import { CHANNEL_OPTIONS } from '../src/participants/pool.js';
 
 const CALLS = Number(process.env.KUBETX_BENCH_GRPC_CALLS ?? 20_000);
 const ROUNDS = 3;
 const IN_FLIGHT = 64;
 const PATH = '/kubetx.v1.TccParticipant/Try';
 
-const base = { 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.max_receive_message_length': 1 << 20 };
 const variants: Array<{ label: string; options: Record<string, number> }> = [
   { label: 'as the pool builds it', options: {} },
   { label: 'grpc.enable_retries 0', options: { 'grpc.enable_retries': 0 } },
@@ -54,7 +54,7 @@ async function round(client: Client, n: number): Promise<number> {
   return (d.user + d.system) / 1000 / n;
 }
 
-const clients = variants.map((v) => new Client(address, credentials.createInsecure(), { ...base, ...v.options }));
+const clients = variants.map((v) => new Client(address, credentials.createInsecure(), { ...CHANNEL_OPTIONS, ...v.options }));
 for (const c of clients) await round(c, 2000); // warm-up: connections, JIT
 const sums = variants.map(() => 0);
 for (let r = 0; r < ROUNDS; r++) {

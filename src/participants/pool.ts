@@ -16,6 +16,14 @@ interface Entry {
   lastUsed: number;
 }
 
+/** Every channel's options (bench/grpc-calls.ts measures calls on a channel built with these). */
+export const CHANNEL_OPTIONS: Readonly<Record<string, number>> = {
+  // Fail fast on a dead peer rather than waiting for TCP timeouts.
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.max_receive_message_length': 1 << 20,
+};
+
 export class ChannelPool {
   private readonly channels = new Map<string, Entry>();
   private readonly sweeper: NodeJS.Timeout;
@@ -33,12 +41,7 @@ export class ChannelPool {
       const creds: ChannelCredentials = tls
         ? credentials.createSsl(tls.material.ca ?? null, tls.material.key ?? null, tls.material.cert ?? null)
         : credentials.createInsecure();
-      const options: Record<string, string | number> = {
-        // Fail fast on a dead peer rather than waiting for TCP timeouts.
-        'grpc.keepalive_time_ms': 30_000,
-        'grpc.keepalive_timeout_ms': 10_000,
-        'grpc.max_receive_message_length': 1 << 20,
-      };
+      const options: Record<string, string | number> = { ...CHANNEL_OPTIONS };
       if (tls?.serverName) options['grpc.ssl_target_name_override'] = tls.serverName;
       if (authority) options['grpc.default_authority'] = authority;
       entry = { client: new Client(target, creds, options), lastUsed: Date.now() };
